@@ -1,0 +1,107 @@
+"""Shared fixtures: tiny random BERT teachers and small SST-2-shaped data, built inside the test session."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# Each test session gets its own datasets cache (set before `datasets` is imported anywhere).
+os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="distil-test-datasets-"))
+
+ROOT = Path(__file__).resolve().parents[1]
+SST2_DIR = ROOT.parent / "shared" / "data" / "sst2"
+
+WORDS = (
+    "the a an movie film story plot actor actors it is was are good great bad awful boring fun funny dull "
+    "brilliant terrible not very really and but or of to in with this that , . ! ? 's n't love hate best worst "
+    "one long string cliches entertaining charming mess"
+).split()
+
+
+def load_recipe(name: str):
+    """Import `recipes/<name>.py` as a module (recipes are scripts, not a package)."""
+    path = ROOT / "recipes" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"recipes_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def write_tsv(path: Path, rows: list[tuple[str, int]]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("sentence\tlabel\n")
+        for sentence, label in rows:
+            f.write(f"{sentence}\t{label}\n")
+    return path
+
+
+def toy_rows(n: int, seed: int = 0) -> list[tuple[str, int]]:
+    import random
+
+    rng = random.Random(seed)
+    rows = []
+    for _ in range(n):
+        label = rng.randint(0, 1)
+        mood = rng.choice(["good", "great", "fun", "brilliant"] if label else ["bad", "awful", "boring", "dull"])
+        words = [rng.choice(WORDS) for _ in range(rng.randint(2, 8))]
+        words.insert(rng.randint(0, len(words)), mood)
+        rows.append((" ".join(words), label))
+    return rows
+
+
+@pytest.fixture(scope="session")
+def toy_data_dir(tmp_path_factory) -> Path:
+    """A GLUE-layout directory with small `train.tsv` / `dev.tsv` files."""
+    d = tmp_path_factory.mktemp("toy_sst2")
+    write_tsv(d / "train.tsv", toy_rows(96, seed=0))
+    write_tsv(d / "dev.tsv", toy_rows(32, seed=1))
+    return d
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory) -> Path:
+    """A tiny random `BertForSequenceClassification` and its WordPiece tokenizer, saved to a temp dir."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    d = tmp_path_factory.mktemp("tiny_bert")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + sorted(set(WORDS))
+    (d / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab_file=str(d / "vocab.txt"), do_lower_case=True)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+        num_labels=2,
+        id2label={0: "negative", 1: "positive"},
+        label2id={"negative": 0, "positive": 1},
+    )
+    import torch
+
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(d)
+    tokenizer.save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def sst2_dir() -> Path:
+    """The real SST-2 GLUE files in ../shared; their absence is an error, not a skip."""
+    assert (SST2_DIR / "train.tsv").is_file(), f"real SST-2 expected at {SST2_DIR}"
+    return SST2_DIR
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("WANDB_DISABLED", "true")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
