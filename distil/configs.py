@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
-from transformers import HfArgumentParser, TrainingArguments
+from transformers import HfArgumentParser, SchedulerType, TrainingArguments
 
 
 @dataclass
@@ -62,7 +62,9 @@ class ModelArguments:
             "choices": ["constant", "warmup", "cyclic"],
         },
     )
-    epochs_per_cycle: float = field(default=1.0, metadata={"help": "Epochs per cosine cycle for `lr_schedule=cyclic`."})
+    epochs_per_cycle: float = field(
+        default=1.0, metadata={"help": "Epochs per cosine cycle for `lr_schedule=cyclic`."}
+    )
 
 
 def apply_lr_schedule(training_args: TrainingArguments, lr_schedule: str | None, epochs_per_cycle: float = 1.0):
@@ -70,14 +72,14 @@ def apply_lr_schedule(training_args: TrainingArguments, lr_schedule: str | None,
     if lr_schedule is None:
         return training_args
     if lr_schedule == "constant":
-        training_args.lr_scheduler_type = "constant"
+        training_args.lr_scheduler_type = SchedulerType.CONSTANT
         training_args.warmup_steps = 0
     elif lr_schedule == "warmup":
-        training_args.lr_scheduler_type = "linear"
+        training_args.lr_scheduler_type = SchedulerType.LINEAR
     elif lr_schedule == "cyclic":
         if epochs_per_cycle <= 0:
             raise ValueError(f"epochs_per_cycle must be > 0, got {epochs_per_cycle}")
-        training_args.lr_scheduler_type = "cosine_with_restarts"
+        training_args.lr_scheduler_type = SchedulerType.COSINE_WITH_RESTARTS
         kwargs = dict(training_args.lr_scheduler_kwargs or {})
         kwargs["num_cycles"] = max(1, math.ceil(training_args.num_train_epochs / epochs_per_cycle))
         training_args.lr_scheduler_kwargs = kwargs
@@ -126,12 +128,17 @@ class DistilArgumentParser(HfArgumentParser):
             known = {f.name for dtype in self.dataclass_types for f in dataclasses.fields(dtype) if f.init}
             unknown = sorted(set(config) - known)
             if unknown:
-                raise ConfigError(f"{config_path}: unknown key(s) {', '.join(unknown)}; not an argument of this recipe")
+                raise ConfigError(
+                    f"{config_path}: unknown key(s) {', '.join(unknown)}; not an argument of this recipe"
+                )
             self.set_defaults(**config)
             for action in self._actions:
                 if action.dest in config:
                     action.required = False
-        return self.parse_args_into_dataclasses(args=args)
+        *parsed, remaining = self.parse_args_into_dataclasses(args=args, return_remaining_strings=True)
+        if remaining:
+            raise ConfigError(f"unknown argument(s) {' '.join(remaining)}; not an argument of this recipe")
+        return tuple(parsed)
 
 
 def parse_args(*dataclass_types, args: list[str] | None = None) -> tuple:

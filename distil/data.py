@@ -78,7 +78,7 @@ def _sha256(paths: list[str]) -> str:
 def load_sst2_tsv(data_dir: str, cache_dir: str | None = None) -> DatasetDict:
     """Load `train.tsv` and `dev.tsv` from `data_dir`, stored once as Arrow so later maps can be cached."""
     paths = {split: os.path.join(data_dir, name) for split, name in TSV_FILES.items()}
-    for split, path in paths.items():
+    for path in paths.values():
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: not found (data_dir needs {', '.join(TSV_FILES.values())})")
     cache_root = cache_dir or datasets_config.HF_DATASETS_CACHE

@@ -1,6 +1,6 @@
 """Fine-tune a teacher (any `AutoModelForSequenceClassification`) on SST-2.
 
-    accelerate launch recipes/train_teacher.py --config configs/sst2/teacher.yaml
+accelerate launch recipes/train_teacher.py --config configs/sst2/teacher.yaml
 """
 
 from __future__ import annotations

@@ -1,0 +1,83 @@
+from collections import Counter
+
+import pytest
+from datasets import ClassLabel
+
+from distil.data import TSVFormatError, load_sst2, read_glue_tsv
+
+from .conftest import write_tsv
+
+
+def _write(tmp_path, content: bytes, name="train.tsv"):
+    path = tmp_path / name
+    path.write_bytes(content)
+    return path
+
+
+def test_real_sst2_counts(sst2_dir, tmp_path):
+    splits = load_sst2(data_dir=str(sst2_dir), cache_dir=str(tmp_path))
+    assert set(splits) == {"train", "validation"}
+    assert len(splits["train"]) == 67_349
+    assert len(splits["validation"]) == 872
+    assert Counter(splits["train"]["label"]) == {0: 29_780, 1: 37_569}
+    assert Counter(splits["validation"]["label"]) == {0: 428, 1: 444}
+    assert splits["train"].features["label"] == ClassLabel(names=["negative", "positive"])
+    assert splits["train"][0]["sentence"] == "hide new secretions from the parental units"
+
+
+def test_second_load_reuses_arrow_cache(toy_data_dir, tmp_path):
+    first = load_sst2(data_dir=str(toy_data_dir), cache_dir=str(tmp_path))
+    second = load_sst2(data_dir=str(toy_data_dir), cache_dir=str(tmp_path))
+    assert first["train"]._fingerprint == second["train"]._fingerprint
+    assert second["train"].cache_files, "TSV data should be Arrow-backed so later maps are cached"
+
+
+def test_caps(toy_data_dir, tmp_path):
+    splits = load_sst2(data_dir=str(toy_data_dir), cache_dir=str(tmp_path), max_train_samples=5, max_eval_samples=3)
+    assert (len(splits["train"]), len(splits["validation"])) == (5, 3)
+
+
+def test_columns_in_either_order_crlf_and_quotes(tmp_path):
+    path = _write(tmp_path, b'label\tsentence\r\n1\t"a quoted" film \'s fine\r\n0\tbad\r\n')
+    assert read_glue_tsv(str(path)) == {"sentence": ['"a quoted" film \'s fine', "bad"], "label": [1, 0]}
+
+
+def test_extra_columns_are_ignored(tmp_path):
+    path = _write(tmp_path, b"idx\tsentence\tlabel\n0\tgood\t1\n")
+    assert read_glue_tsv(str(path)) == {"sentence": ["good"], "label": [1]}
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"text\tlabel\ngood\t1\n", r"train\.tsv:1: missing column 'sentence'"),
+        (b"sentence\tlabel\ngood\t1\nbad\t2\n", r"train\.tsv:3: label must be 0 or 1, got '2'"),
+        (b"sentence\tlabel\ngood\t1\n \t0\n", r"train\.tsv:3: empty sentence"),
+        (b"sentence\tlabel\ngood\t1\nbad\t0\textra\n", r"train\.tsv:3: expected 2 tab-separated fields, found 3"),
+        (b"sentence\tlabel\ngood\t1\ncaf\xe9\t0\n", r"train\.tsv:3: bytes that are not UTF-8"),
+        (b"", r"train\.tsv: file is empty"),
+    ],
+    ids=["missing-column", "bad-label", "empty-sentence", "wrong-field-count", "not-utf8", "empty-file"],
+)
+def test_malformed_tsv(tmp_path, content, message):
+    path = _write(tmp_path, content)
+    with pytest.raises(TSVFormatError, match=message) as excinfo:
+        read_glue_tsv(str(path))
+    assert "\n" not in str(excinfo.value)
+
+
+def test_bad_file_writes_nothing(tmp_path):
+    data_dir = tmp_path / "data"
+    write_tsv(data_dir / "train.tsv", [("good", 1)])
+    (data_dir / "dev.tsv").write_bytes(b"sentence\tlabel\nbad\t7\n")
+    cache = tmp_path / "cache"
+    with pytest.raises(TSVFormatError, match=r"dev\.tsv:2"):
+        load_sst2(data_dir=str(data_dir), cache_dir=str(cache))
+    leftovers = [p for p in cache.rglob("*") if p.is_file()] if cache.exists() else []
+    assert leftovers == []
+
+
+def test_missing_file_is_named(tmp_path):
+    write_tsv(tmp_path / "train.tsv", [("good", 1)])
+    with pytest.raises(FileNotFoundError, match=r"dev\.tsv"):
+        load_sst2(data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"))

@@ -1,0 +1,71 @@
+import json
+
+import pytest
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+from .conftest import load_recipe
+
+
+@pytest.fixture(scope="module")
+def train_teacher():
+    return load_recipe("train_teacher")
+
+
+def _run(train_teacher, tiny_bert_dir, toy_data_dir, out, *extra):
+    return train_teacher.main(
+        [
+            "--model_name_or_path", str(tiny_bert_dir),
+            "--data_dir", str(toy_data_dir),
+            "--output_dir", str(out),
+            "--max_steps", "3",
+            "--per_device_train_batch_size", "8",
+            "--per_device_eval_batch_size", "16",
+            "--max_eval_samples", "20",
+            "--use_cpu", "true",
+            "--report_to", "none",
+            "--save_strategy", "no",
+            *extra,
+        ]
+    )  # fmt: skip
+
+
+def test_main_trains_and_writes_results(train_teacher, tiny_bert_dir, toy_data_dir, tmp_path):
+    metrics = _run(train_teacher, tiny_bert_dir, toy_data_dir, tmp_path / "out", "--lr_schedule", "warmup",
+                   "--warmup_steps", "1")  # fmt: skip
+    results = json.loads((tmp_path / "out" / "all_results.json").read_text())
+    for key in ("eval_loss", "eval_perplexity", "eval_accuracy", "eval_f1", "train_loss"):
+        assert key in results, key
+    assert results["eval_samples"] == 20
+    assert abs(results["eval_perplexity"] - 2.718281828 ** results["eval_loss"]) < 1e-6
+    assert 0.0 <= results["eval_accuracy"] <= 1.0
+    assert metrics["eval_accuracy"] == results["eval_accuracy"]
+    run_args = json.loads((tmp_path / "out" / "run_args.json").read_text())
+    assert run_args["TrainingArguments"]["max_steps"] == 3
+    # the saved teacher reloads with readable labels
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out")
+    AutoTokenizer.from_pretrained(tmp_path / "out")
+    assert model.config.id2label == {0: "negative", 1: "positive"}
+
+
+def test_training_changes_weights(train_teacher, tiny_bert_dir, toy_data_dir, tmp_path):
+    _run(train_teacher, tiny_bert_dir, toy_data_dir, tmp_path / "out", "--learning_rate", "1e-2")
+    before = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir).classifier.weight
+    after = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out").classifier.weight
+    assert not before.allclose(after)
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cyclic"])
+def test_original_schedules_run(train_teacher, tiny_bert_dir, toy_data_dir, tmp_path, schedule):
+    _run(train_teacher, tiny_bert_dir, toy_data_dir, tmp_path / "out", "--lr_schedule", schedule)
+    run_args = json.loads((tmp_path / "out" / "run_args.json").read_text())
+    expected = {"constant": "constant", "cyclic": "cosine_with_restarts"}[schedule]
+    assert run_args["TrainingArguments"]["lr_scheduler_type"] == expected
+
+
+def test_config_file_with_overrides(train_teacher, tiny_bert_dir, toy_data_dir, tmp_path):
+    config = tmp_path / "teacher.yaml"
+    config.write_text(f"model_name_or_path: {tiny_bert_dir}\ndata_dir: {toy_data_dir}\nmax_steps: 50\n")
+    train_teacher.main(["--config", str(config), "--max_steps", "2", "--output_dir", str(tmp_path / "o"),
+                        "--use_cpu", "true", "--save_strategy", "no", "--max_eval_samples", "8"])  # fmt: skip
+    results = json.loads((tmp_path / "o" / "all_results.json").read_text())
+    assert results["eval_samples"] == 8
