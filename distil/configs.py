@@ -142,9 +142,9 @@ class DistilArgumentParser(HfArgumentParser):
 
 
 def parse_args(*dataclass_types, args: list[str] | None = None) -> tuple:
-    """Parse `dataclass_types` from `--config` YAML plus command-line overrides; exit with one line on bad config."""
+    """Parse `dataclass_types` from `--config` YAML plus command-line overrides; bad arguments exit with one line."""
     parser = DistilArgumentParser(dataclass_types)
     try:
         return parser.parse_args_and_config(args)
-    except ConfigError as e:
+    except ValueError as e:  # ConfigError, or a dataclass's own __post_init__ check
         parser.error(str(e))

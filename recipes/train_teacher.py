@@ -5,7 +5,11 @@ accelerate launch recipes/train_teacher.py --config configs/sst2/teacher.yaml
 
 from __future__ import annotations
 
+import os
 import sys
+
+# Run as a script, this folder comes first on sys.path, where `recipes/distil.py` would shadow the package.
+sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments, set_seed
 
