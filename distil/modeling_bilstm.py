@@ -1,0 +1,275 @@
+"""The BiLSTM student of Tang et al. (2019) as a `transformers` model.
+
+An embedding (optionally a multichannel convolutional one), a bidirectional LSTM, and an MLP classifier over the last
+forward state and the first backward state. Padding never reaches the LSTM: sequences are packed by their lengths
+from `attention_mask`.
+
+This file is self-contained (it imports only `torch` and `transformers`): `save_pretrained` copies it next to the
+weights, so a saved student loads with `trust_remote_code=True` where `distil` is not installed.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    PretrainedConfig,
+    PreTrainedModel,
+)
+from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
+
+DEFAULT_LABELS = ("negative", "positive")
+AUTO_MAP = {
+    "AutoConfig": "modeling_bilstm.BiLSTMConfig",
+    "AutoModel": "modeling_bilstm.BiLSTMModel",
+    "AutoModelForSequenceClassification": "modeling_bilstm.BiLSTMForSequenceClassification",
+}
+
+
+class BiLSTMConfig(PretrainedConfig):
+    r"""Configuration of the BiLSTM student.
+
+    Args:
+        vocab_size: rows of the embedding matrix (the student tokenizer's vocabulary).
+        embedding_size: width of each token embedding (300 in the paper).
+        hidden_size: LSTM hidden size per direction (300 in the paper); pooled features are `2 * hidden_size`.
+        num_layers: stacked LSTM layers.
+        lstm_dropout: dropout between stacked LSTM layers (only used when `num_layers > 1`).
+        classifier_hidden_size: width of the MLP classifier's hidden layer (400 in the paper).
+        classifier_dropout: dropout after the classifier's ReLU (0.15).
+        use_multichannel_embedding: feed the LSTM with ReLU'd 1-d convolutions of the embeddings instead of the
+            embeddings themselves (the original's `MultiChannelEmbedding`).
+        multichannel_filters: convolution widths of the multichannel embedding.
+        multichannel_channels: output channels per convolution width; the LSTM input is
+            `len(multichannel_filters) * multichannel_channels`.
+        embedding_init_std: standard deviation of randomly initialised embeddings.
+        initializer_range: standard deviation of the classifier's random weights.
+    """
+
+    model_type = "bilstm"
+
+    def __init__(
+        self,
+        vocab_size: int = 30522,
+        embedding_size: int = 300,
+        hidden_size: int = 300,
+        num_layers: int = 1,
+        lstm_dropout: float = 0.0,
+        classifier_hidden_size: int = 400,
+        classifier_dropout: float = 0.15,
+        use_multichannel_embedding: bool = False,
+        multichannel_filters: list[int] | tuple[int, ...] = (2, 4, 6),
+        multichannel_channels: int = 64,
+        embedding_init_std: float = 1.0,
+        initializer_range: float = 0.02,
+        pad_token_id: int | None = 0,
+        **kwargs,
+    ):
+        if "id2label" not in kwargs and "label2id" not in kwargs and kwargs.get("num_labels", 2) == 2:
+            kwargs["id2label"] = dict(enumerate(DEFAULT_LABELS))
+            kwargs["label2id"] = {name: i for i, name in enumerate(DEFAULT_LABELS)}
+        kwargs.setdefault("auto_map", dict(AUTO_MAP))
+        self.vocab_size = vocab_size
+        self.embedding_size = embedding_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.lstm_dropout = lstm_dropout
+        self.classifier_hidden_size = classifier_hidden_size
+        self.classifier_dropout = classifier_dropout
+        self.use_multichannel_embedding = use_multichannel_embedding
+        self.multichannel_filters = list(multichannel_filters)
+        self.multichannel_channels = multichannel_channels
+        self.embedding_init_std = embedding_init_std
+        self.initializer_range = initializer_range
+        super().__init__(pad_token_id=pad_token_id, **kwargs)
+
+    @property
+    def lstm_input_size(self) -> int:
+        if self.use_multichannel_embedding:
+            return len(self.multichannel_filters) * self.multichannel_channels
+        return self.embedding_size
+
+
+class MultiChannelEmbedding(nn.Module):
+    """Token embeddings followed by parallel 1-d convolutions (one per filter width), concatenated and ReLU'd."""
+
+    def __init__(self, config: BiLSTMConfig):
+        super().__init__()
+        self.word_embeddings = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
+        self.convs = nn.ModuleList(
+            nn.Conv1d(config.embedding_size, config.multichannel_channels, kernel_size=k, padding=k // 2)
+            for k in config.multichannel_filters
+        )
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        seq_len = input_ids.size(1)
+        x = self.word_embeddings(input_ids)
+        if attention_mask is not None:  # padded positions look like the convolutions' own zero padding
+            x = x * attention_mask.unsqueeze(-1).to(x.dtype)
+        x = x.transpose(1, 2)  # (batch, embedding, seq)
+        # Even widths with padding k // 2 give seq_len + 1 outputs; keep the first seq_len (output i sees tokens up
+        # to i + k // 2 - 1, as in the original, which packed the sequences to their true lengths afterwards).
+        channels = [conv(x)[..., :seq_len] for conv in self.convs]
+        return torch.relu(torch.cat(channels, dim=1)).transpose(1, 2)  # (batch, seq, channels)
+
+
+class BiLSTMPreTrainedModel(PreTrainedModel):
+    config_class = BiLSTMConfig
+    base_model_prefix = "bilstm"
+    main_input_name = "input_ids"
+    # The models return per-batch means; the Trainer must not pass `num_items_in_batch` to `forward`.
+    accepts_loss_kwargs = False
+
+    def _init_weights(self, module):
+        std = self.config.initializer_range
+        if isinstance(module, nn.Embedding):
+            init.normal_(module.weight, mean=0.0, std=self.config.embedding_init_std)
+            if module.padding_idx is not None and not getattr(module.weight, "_is_hf_initialized", False):
+                init.zeros_(module.weight[module.padding_idx])
+        elif isinstance(module, nn.LSTM):
+            bound = module.hidden_size**-0.5  # PyTorch's own LSTM initialisation
+            for param in module.parameters():
+                init.uniform_(param, -bound, bound)
+        elif isinstance(module, (nn.Linear, nn.Conv1d)):
+            init.normal_(module.weight, mean=0.0, std=std)
+            if module.bias is not None:
+                init.zeros_(module.bias)
+
+
+class BiLSTMModel(BiLSTMPreTrainedModel):
+    """Embedding + BiLSTM; `pooler_output` is the last forward state concatenated with the first backward state."""
+
+    def __init__(self, config: BiLSTMConfig):
+        super().__init__(config)
+        if config.use_multichannel_embedding:
+            self.embeddings = MultiChannelEmbedding(config)
+        else:
+            self.embeddings = nn.Embedding(config.vocab_size, config.embedding_size, padding_idx=config.pad_token_id)
+        self.lstm = nn.LSTM(
+            config.lstm_input_size,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            dropout=config.lstm_dropout if config.num_layers > 1 else 0.0,
+            bidirectional=True,
+            batch_first=True,
+        )
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        if isinstance(self.embeddings, MultiChannelEmbedding):
+            return self.embeddings.word_embeddings
+        return self.embeddings
+
+    def set_input_embeddings(self, value: nn.Embedding):
+        if isinstance(self.embeddings, MultiChannelEmbedding):
+            self.embeddings.word_embeddings = value
+        else:
+            self.embeddings = value
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,  # accepted (BERT tokenizers emit it) and ignored
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutputWithPooling | tuple:
+        if input_ids is None:
+            raise ValueError("BiLSTMModel needs input_ids")
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        attention_mask = attention_mask.to(torch.long)
+        # Left padding (or holes): move each row's real tokens to the front, keeping their order.
+        if (attention_mask[:, 1:] > attention_mask[:, :-1]).any():
+            order = torch.sort(1 - attention_mask, dim=1, stable=True).indices
+            input_ids = input_ids.gather(1, order)
+            attention_mask = attention_mask.gather(1, order)
+        batch_size, seq_len = input_ids.shape
+        lengths = attention_mask.sum(dim=1).clamp(min=1)
+
+        if isinstance(self.embeddings, MultiChannelEmbedding):
+            embedded = self.embeddings(input_ids, attention_mask)
+        else:
+            embedded = self.embeddings(input_ids)
+        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        packed_out, _ = self.lstm(packed)
+        sequence_output, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=seq_len)
+        sequence_output = sequence_output.view(batch_size, seq_len, 2, self.config.hidden_size)
+        last = (lengths - 1).view(batch_size, 1, 1).expand(batch_size, 1, self.config.hidden_size)
+        forward_last = sequence_output[:, :, 0].gather(1, last).squeeze(1)  # forward direction at the last token
+        backward_first = sequence_output[:, 0, 1]  # backward direction at the first token
+        pooled = torch.cat([forward_last, backward_first], dim=-1)
+        sequence_output = sequence_output.view(batch_size, seq_len, 2 * self.config.hidden_size)
+
+        hidden_states = (embedded, sequence_output) if output_hidden_states else None
+        if not return_dict:
+            return tuple(v for v in (sequence_output, pooled, hidden_states) if v is not None)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=sequence_output, pooler_output=pooled, hidden_states=hidden_states
+        )
+
+
+class BiLSTMForSequenceClassification(BiLSTMPreTrainedModel):
+    """`BiLSTMModel` + MLP classifier (hidden `classifier_hidden_size`, ReLU, dropout)."""
+
+    def __init__(self, config: BiLSTMConfig):
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bilstm = BiLSTMModel(config)
+        self.classifier = nn.Sequential(
+            nn.Linear(2 * config.hidden_size, config.classifier_hidden_size),
+            nn.ReLU(),
+            nn.Dropout(config.classifier_dropout),
+            nn.Linear(config.classifier_hidden_size, config.num_labels),
+        )
+        self.post_init()
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.bilstm.get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Embedding):
+        self.bilstm.set_input_embeddings(value)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> SequenceClassifierOutput | tuple:
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        outputs = self.bilstm(
+            input_ids, attention_mask=attention_mask, output_hidden_states=output_hidden_states, return_dict=True
+        )
+        logits = self.classifier(outputs.pooler_output)
+
+        loss = None
+        if labels is not None:
+            if self.num_labels == 1:
+                loss = nn.functional.mse_loss(logits.squeeze(-1), labels.to(logits.dtype))
+            else:
+                loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
+        if not return_dict:
+            output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
+            return ((loss,) + output) if loss is not None else output
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+
+
+BiLSTMConfig.register_for_auto_class()
+BiLSTMModel.register_for_auto_class("AutoModel")
+BiLSTMForSequenceClassification.register_for_auto_class("AutoModelForSequenceClassification")
+
+
+def register() -> None:
+    """Make `AutoConfig`/`AutoModel`/`AutoModelForSequenceClassification` know `model_type="bilstm"` (idempotent)."""
+    AutoConfig.register(BiLSTMConfig.model_type, BiLSTMConfig, exist_ok=True)
+    AutoModel.register(BiLSTMConfig, BiLSTMModel, exist_ok=True)
+    AutoModelForSequenceClassification.register(BiLSTMConfig, BiLSTMForSequenceClassification, exist_ok=True)

@@ -1,0 +1,198 @@
+"""The BiLSTM student as a `transformers` model: shapes, padding, save/load, Auto classes, remote code."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import sysconfig
+
+import pytest
+import torch
+from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+import distil  # noqa: F401  (registers model_type="bilstm")
+from distil.modeling_bilstm import BiLSTMConfig, BiLSTMForSequenceClassification, BiLSTMModel
+from distil.tokenization import build_word_tokenizer
+
+TINY = dict(vocab_size=40, embedding_size=8, hidden_size=6, classifier_hidden_size=10)
+
+
+def tiny_model(**overrides) -> BiLSTMForSequenceClassification:
+    torch.manual_seed(0)
+    return BiLSTMForSequenceClassification(BiLSTMConfig(**{**TINY, **overrides})).eval()
+
+
+def batch(batch_size=3, seq_len=7, pad_from=(7, 4, 1)):
+    torch.manual_seed(1)
+    input_ids = torch.randint(3, TINY["vocab_size"], (batch_size, seq_len))
+    attention_mask = torch.ones_like(input_ids)
+    for row, start in enumerate(pad_from):
+        input_ids[row, start:] = 0
+        attention_mask[row, start:] = 0
+    return input_ids, attention_mask
+
+
+@pytest.mark.parametrize("multichannel", [False, True])
+def test_forward_shapes(multichannel):
+    model = tiny_model(use_multichannel_embedding=multichannel, multichannel_channels=5)
+    input_ids, attention_mask = batch()
+    out = model(input_ids, attention_mask=attention_mask, labels=torch.tensor([0, 1, 1]), output_hidden_states=True)
+    assert out.logits.shape == (3, 2)
+    assert out.loss.ndim == 0 and out.loss.item() > 0
+    base = model.bilstm(input_ids, attention_mask=attention_mask)
+    assert base.pooler_output.shape == (3, 2 * TINY["hidden_size"])
+    assert base.last_hidden_state.shape == (3, 7, 2 * TINY["hidden_size"])
+    if multichannel:
+        assert model.bilstm.lstm.input_size == 3 * 5
+    # tuple outputs too
+    logits = model(input_ids, attention_mask=attention_mask, return_dict=False)[0]
+    assert torch.equal(logits, out.logits)
+
+
+def test_defaults_follow_the_paper():
+    config = BiLSTMConfig(vocab_size=10)
+    assert (config.embedding_size, config.hidden_size, config.classifier_hidden_size) == (300, 300, 400)
+    assert config.classifier_dropout == 0.15
+    assert config.multichannel_filters == [2, 4, 6] and config.multichannel_channels == 64
+    assert config.id2label == {0: "negative", 1: "positive"}
+    assert config.model_type == "bilstm"
+
+
+@pytest.mark.parametrize("multichannel", [False, True])
+def test_padding_does_not_leak(multichannel):
+    model = tiny_model(use_multichannel_embedding=multichannel, multichannel_channels=5)
+    input_ids, attention_mask = batch()
+    logits = model(input_ids, attention_mask=attention_mask).logits
+    for row in range(3):
+        n = int(attention_mask[row].sum())
+        alone = model(input_ids[row : row + 1, :n]).logits
+        assert torch.allclose(alone, logits[row : row + 1], atol=1e-6), row
+    # whatever sits in the padded positions does not matter
+    noisy = input_ids.masked_fill(attention_mask == 0, 5)
+    assert torch.allclose(model(noisy, attention_mask=attention_mask).logits, logits, atol=1e-6)
+    # left padding gives the same result as right padding
+    n = int(attention_mask[1].sum())
+    left_ids = torch.cat([input_ids[1:2, n:], input_ids[1:2, :n]], dim=1)
+    left_mask = torch.cat([attention_mask[1:2, n:], attention_mask[1:2, :n]], dim=1)
+    assert torch.allclose(model(left_ids, attention_mask=left_mask).logits, logits[1:2], atol=1e-6)
+
+
+def test_features_are_last_forward_and_first_backward_state():
+    model = tiny_model()
+    input_ids, attention_mask = batch(batch_size=1, pad_from=(5,))
+    out = model.bilstm(input_ids, attention_mask=attention_mask)
+    h = TINY["hidden_size"]
+    states = out.last_hidden_state[0]
+    assert torch.allclose(out.pooler_output[0, :h], states[4, :h])
+    assert torch.allclose(out.pooler_output[0, h:], states[0, h:])
+
+
+def test_save_and_load_round_trip(tmp_path):
+    model = tiny_model(use_multichannel_embedding=True, multichannel_channels=4)
+    input_ids, attention_mask = batch()
+    before = model(input_ids, attention_mask=attention_mask).logits
+    model.save_pretrained(tmp_path)
+    loaded = BiLSTMForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert torch.equal(loaded(input_ids, attention_mask=attention_mask).logits, before)
+    assert loaded.config.to_diff_dict() | {"_name_or_path": ""} == model.config.to_diff_dict() | {"_name_or_path": ""}
+
+
+def test_auto_classes_after_import_distil(tmp_path):
+    model = tiny_model()
+    model.save_pretrained(tmp_path)
+    input_ids, attention_mask = batch()
+    assert type(AutoConfig.from_pretrained(tmp_path)) is BiLSTMConfig
+    auto = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert type(auto) is BiLSTMForSequenceClassification
+    assert torch.equal(auto(input_ids, attention_mask=attention_mask).logits, model(input_ids, attention_mask).logits)
+    base = AutoModel.from_pretrained(tmp_path).eval()
+    assert type(base) is BiLSTMModel
+    assert torch.equal(
+        base(input_ids, attention_mask=attention_mask).pooler_output,
+        model.bilstm(input_ids, attention_mask=attention_mask).pooler_output,
+    )
+    assert (
+        type(AutoModelForSequenceClassification.from_config(BiLSTMConfig(**TINY))) is BiLSTMForSequenceClassification
+    )
+
+
+def test_saved_code_is_self_contained(tmp_path):
+    tiny_model().save_pretrained(tmp_path)
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["auto_map"] == {
+        "AutoConfig": "modeling_bilstm.BiLSTMConfig",
+        "AutoModel": "modeling_bilstm.BiLSTMModel",
+        "AutoModelForSequenceClassification": "modeling_bilstm.BiLSTMForSequenceClassification",
+    }
+    code = (tmp_path / "modeling_bilstm.py").read_text()
+    imports = re.findall(r"^\s*(?:from|import)\s+([\w.]+)", code, flags=re.M)
+    assert {name.split(".")[0] for name in imports} <= {"__future__", "torch", "transformers"}, imports
+
+
+REMOTE_SCRIPT = r"""
+import json, sys
+try:
+    import distil
+except ModuleNotFoundError:
+    pass
+else:
+    raise SystemExit("distil is importable: " + distil.__file__)
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
+
+model_dir = sys.argv[1]
+model = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True).eval()
+tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
+inputs = tokenizer(["a good film", "boring , awful mess"], padding=True, return_tensors="pt")
+with torch.no_grad():
+    logits = model(**inputs).logits.tolist()
+classifier = pipeline("text-classification", model=model_dir, trust_remote_code=True)
+print(json.dumps({
+    "module": type(model).__module__,
+    "logits": logits,
+    "pipeline": classifier(["a good film", "boring , awful mess"]),
+    "distil_modules": [m for m in sys.modules if m == "distil" or m.startswith("distil.")],
+}))
+"""
+
+
+def test_loads_with_remote_code_where_distil_is_not_installed(tmp_path):
+    model_dir = tmp_path / "student"
+    tokenizer = build_word_tokenizer(["a good film", "a boring , awful mess"])
+    model = tiny_model(vocab_size=len(tokenizer))
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    inputs = tokenizer(["a good film", "boring , awful mess"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**inputs).logits
+
+    # -I: no PYTHON* variables, no user site, no cwd on sys.path; -S: no site-packages .pth files, so the editable
+    # install of distil is invisible. Site-packages itself is added back by path.
+    script = tmp_path / "load.py"
+    script.write_text(f"import sys\nsys.path.append({sysconfig.get_paths()['purelib']!r})\n" + REMOTE_SCRIPT)
+    env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
+    env.pop("PYTHONPATH", None)
+    run_dir = tmp_path / "elsewhere"
+    run_dir.mkdir()
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", str(script), str(model_dir)],
+        cwd=run_dir,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Do you wish to run the custom code" not in result.stdout, result.stdout
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["distil_modules"] == []
+    assert out["module"].startswith("transformers_modules.")
+    assert torch.allclose(torch.tensor(out["logits"]), expected, atol=1e-6)
+    assert len(out["pipeline"]) == 2
+    for prediction in out["pipeline"]:
+        assert prediction["label"] in {"negative", "positive"}
+        assert 0.5 <= prediction["score"] <= 1.0

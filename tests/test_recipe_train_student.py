@@ -1,0 +1,178 @@
+"""`recipes/train_student.py` end to end on toy data: distil from a transfer set, the CE baseline, resuming."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments, pipeline
+
+from distil.configs import DataArguments, parse_args
+from distil.modeling_bilstm import BiLSTMForSequenceClassification
+
+from .conftest import ROOT, load_recipe, toy_rows
+
+TINY = ["--tokenizer", "word", "--embedding_size", "16", "--hidden_size", "8", "--classifier_hidden_size", "12"]
+FAST = ["--per_device_train_batch_size", "16", "--report_to", "none", "--logging_steps", "2", "--seed", "0"]
+FEATURES = Features(
+    {
+        "sentence": Value("string"),
+        "idx": Value("int64"),
+        "label": ClassLabel(names=["negative", "positive"]),
+        "teacher_logits": Sequence(Value("float32"), length=2),
+    }
+)
+
+
+@pytest.fixture(scope="module")
+def recipe():
+    return load_recipe("train_student")
+
+
+@pytest.fixture(scope="module")
+def transfer_set(tmp_path_factory) -> Path:
+    """A transfer set as the transfer-set stage writes it: gold rows plus masked copies labelled -1."""
+
+    def split(rows, augment):
+        out = {"sentence": [], "idx": [], "label": [], "teacher_logits": []}
+        for i, (sentence, label) in enumerate(rows):
+            sign = 1.0 if label else -1.0
+            out["sentence"].append(sentence)
+            out["idx"].append(i)
+            out["label"].append(label)
+            out["teacher_logits"].append([-2.0 * sign, 2.0 * sign])
+            if augment:
+                words = sentence.split()
+                words[0] = "[MASK]"
+                out["sentence"].append(" ".join(words))
+                out["idx"].append(i)
+                out["label"].append(-1)
+                out["teacher_logits"].append([-sign, sign])
+        return Dataset.from_dict(out, features=FEATURES)
+
+    d = tmp_path_factory.mktemp("transfer") / "transfer-set"
+    DatasetDict(train=split(toy_rows(64, seed=0), True), validation=split(toy_rows(24, seed=1), False)).save_to_disk(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tiny_bert_dir, tmp_path_factory):
+    """`tiny_bert_dir` with its WordPiece vocabulary loaded (transformers 5 ignores `vocab_file=`; `vocab=` works)."""
+    from transformers import BertTokenizerFast
+
+    d = tmp_path_factory.mktemp("teacher")
+    shutil.copytree(tiny_bert_dir, d, dirs_exist_ok=True)
+    BertTokenizerFast(vocab=str(d / "vocab.txt"), do_lower_case=True).save_pretrained(d)
+    return d
+
+
+def test_distil_from_transfer_set(recipe, transfer_set, tmp_path):
+    out = tmp_path / "student"
+    metrics = recipe.main(
+        ["--transfer_set", str(transfer_set), "--output_dir", str(out), "--embedding_init", "random"]
+        + ["--num_train_epochs", "2", "--learning_rate", "1e-2", "--eval_strategy", "epoch"]
+        + TINY
+        + FAST
+    )
+    results = json.loads((out / "all_results.json").read_text())
+    for key in ("eval_loss", "eval_perplexity", "eval_accuracy", "eval_f1", "eval_agreement", "train_loss"):
+        assert key in results and key in metrics, key
+    assert results["train_samples"] == 128 and results["eval_samples"] == 24
+
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert type(model) is BiLSTMForSequenceClassification
+    assert model.config.vocab_size == len(tokenizer) and model.config.embedding_size == 16
+    assert tokenizer.mask_token == "[MASK]" and tokenizer.convert_ids_to_tokens(tokenizer("[MASK]")["input_ids"]) == [
+        "[MASK]"
+    ]
+    assert (out / "modeling_bilstm.py").is_file() and (out / "run_args.json").is_file()
+    predictions = pipeline("text-classification", model=str(out))(["a good film", "a dull film"])
+    assert {p["label"] for p in predictions} <= {"negative", "positive"}
+
+
+def test_cross_entropy_baseline_without_teacher(recipe, toy_data_dir, tmp_path):
+    out = tmp_path / "baseline"
+    metrics = recipe.main(
+        ["--data_dir", str(toy_data_dir), "--output_dir", str(out), "--embedding_init", "random"]
+        + ["--num_train_epochs", "3", "--learning_rate", "1e-2"]
+        + TINY
+        + FAST
+    )
+    assert "eval_agreement" not in metrics
+    assert metrics["eval_samples"] == 32 and metrics["train_samples"] == 96
+    assert metrics["eval_perplexity"] == pytest.approx(torch.tensor(metrics["eval_loss"]).exp().item(), rel=1e-5)
+    run_args = json.loads((out / "run_args.json").read_text())
+    assert run_args["StudentArguments"]["transfer_set"] is None
+
+    with pytest.raises(ValueError, match="transfer_set"):
+        recipe.main(["--data_dir", str(toy_data_dir), "--output_dir", str(tmp_path / "x"), "--loss", "mse"] + FAST)
+
+
+def test_teacher_wordpiece_and_embeddings(recipe, transfer_set, teacher_dir, tmp_path):
+    out = tmp_path / "student"
+    recipe.main(
+        ["--transfer_set", str(transfer_set), "--output_dir", str(out), "--max_steps", "2"]
+        + ["--tokenizer", "teacher", "--teacher_model", str(teacher_dir), "--embedding_init", "teacher"]
+        + ["--hidden_size", "8", "--classifier_hidden_size", "12"]
+        + FAST
+    )
+    teacher = AutoModel.from_pretrained(teacher_dir).get_input_embeddings().weight
+    student = AutoModelForSequenceClassification.from_pretrained(out)
+    # sized to the teacher's embeddings, the teacher's vocabulary, no token_type_ids
+    assert student.get_input_embeddings().weight.shape == teacher.shape
+    assert AutoTokenizer.from_pretrained(out).get_vocab() == AutoTokenizer.from_pretrained(teacher_dir).get_vocab()
+    assert set(AutoTokenizer.from_pretrained(out)("a good film")) == {"input_ids", "attention_mask"}
+
+    # a narrower student projects the teacher's embeddings onto their principal components
+    out = tmp_path / "narrow"
+    recipe.main(
+        ["--transfer_set", str(transfer_set), "--output_dir", str(out), "--max_steps", "1"]
+        + ["--tokenizer", "word", "--teacher_model", str(teacher_dir), "--embedding_init", "teacher"]
+        + ["--embedding_size", "4", "--hidden_size", "8", "--classifier_hidden_size", "12"]
+        + FAST
+    )
+    assert AutoModelForSequenceClassification.from_pretrained(out).config.embedding_size == 4
+
+
+def test_resumes_from_the_last_checkpoint(recipe, transfer_set, tmp_path):
+    out = tmp_path / "student"
+    args = ["--transfer_set", str(transfer_set), "--output_dir", str(out), "--embedding_init", "random"]
+    args += ["--save_strategy", "steps", "--save_steps", "2"] + TINY + FAST
+    recipe.main(args + ["--max_steps", "2"])
+    assert (out / "checkpoint-2").is_dir()
+    metrics = recipe.main(args + ["--max_steps", "4"])
+    state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
+    assert state["global_step"] == 4
+    # the second run only trained steps 3 and 4
+    assert [e["step"] for e in state["log_history"] if "loss" in e] == [2, 4]
+    assert "eval_agreement" in metrics
+
+
+def test_defaults_are_the_measured_best(recipe):
+    student_args, _, _ = parse_args(
+        recipe.StudentArguments, DataArguments, TrainingArguments, args=["--output_dir", "x"]
+    )
+    assert student_args.tokenizer == "teacher" and student_args.embedding_init == "auto"
+    assert recipe.AUTO_EMBEDDING_INIT == "teacher"
+
+
+@pytest.mark.parametrize("name", ["student", "baseline"])
+def test_configs_parse(recipe, name):
+    student_args, data_args, training_args = parse_args(
+        recipe.StudentArguments,
+        DataArguments,
+        TrainingArguments,
+        args=["--config", str(ROOT / "configs" / "sst2" / f"{name}.yaml")],
+    )
+    assert training_args.output_dir == f"outputs/{name}"
+    assert student_args.tokenizer == "teacher" and student_args.embedding_init == "auto"
+    if name == "student":
+        assert student_args.transfer_set == "outputs/transfer-set" and student_args.loss == "mse"
+    else:
+        assert student_args.transfer_set is None and student_args.loss == "ce"
+        assert data_args.data_dir == "../shared/data/sst2"

@@ -1,0 +1,171 @@
+"""The student's tokenizers and embedding initialisation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from distil.tokenization import (
+    build_word_tokenizer,
+    fit_embedding_size,
+    load_teacher_tokenizer,
+    load_word_vectors,
+    rescale,
+    teacher_embedding_matrix,
+    word_vectors_embedding_matrix,
+)
+
+SENTENCES = [
+    "it 's a charming and often affecting journey .",
+    "the movie is n't good , it 's bad !",
+    "a [MASK] film that ca n't be missed",
+    "The FILM was good ... really good",
+]
+
+
+def tokens(tokenizer, text):
+    return tokenizer.convert_ids_to_tokens(tokenizer(text)["input_ids"])
+
+
+def test_word_tokenizer_vocabulary_and_specials():
+    tok = build_word_tokenizer(SENTENCES)
+    vocab = tok.get_vocab()
+    assert (vocab["[PAD]"], vocab["[UNK]"], vocab["[MASK]"]) == (0, 1, 2)
+    assert tok.pad_token_id == 0 and tok.unk_token_id == 1 and tok.mask_token == "[MASK]"
+    # the most frequent word comes first; lowercased
+    assert vocab["good"] == 3 and "The" not in vocab and "the" in vocab
+    assert tok.model_input_names == ["input_ids", "attention_mask"]
+    assert "token_type_ids" not in tok("a film")
+
+
+def test_word_tokenizer_splits_like_spacy_and_keeps_the_mask_whole():
+    tok = build_word_tokenizer(SENTENCES)
+    assert tokens(tok, "A [MASK] film , it 's GOOD") == ["a", "[MASK]", "film", ",", "it", "'s", "good"]
+    # raw text: clitics and punctuation are split as spaCy does
+    assert tokens(tok, "It's good, isn't it...") == ["it", "'s", "good", ",", "is", "n't", "it", "..."]
+    assert tokens(tok, "can't") == ["ca", "n't"]
+    assert tokens(tok, "zzz") == ["[UNK]"]
+
+
+def test_word_tokenizer_matches_spacy_on_pretokenized_text():
+    spacy = pytest.importorskip("spacy")
+    nlp = spacy.blank("en")
+    text = ["it 's not a bad film -- just a long one ...", "the actors are n't funny , but the plot is !"]
+    tok = build_word_tokenizer(text)
+    for sentence in text:
+        assert tokens(tok, sentence) == [t.text.lower() for t in nlp(sentence)]
+
+
+def test_word_tokenizer_is_deterministic_and_capped():
+    assert build_word_tokenizer(SENTENCES).get_vocab() == build_word_tokenizer(list(SENTENCES)).get_vocab()
+    capped = build_word_tokenizer(SENTENCES, max_vocab_size=6)
+    assert len(capped) == 6
+    rare = build_word_tokenizer(SENTENCES, min_frequency=2)
+    assert "journey" not in rare.get_vocab() and "good" in rare.get_vocab()
+
+
+def test_word_tokenizer_saves_and_loads_with_auto_tokenizer(tmp_path):
+    tok = build_word_tokenizer(SENTENCES)
+    tok.save_pretrained(tmp_path)
+    loaded = AutoTokenizer.from_pretrained(tmp_path)
+    batch = ["A [MASK] film", "it 's a charming journey ."]
+    assert loaded(batch)["input_ids"] == tok(batch)["input_ids"]
+    padded = loaded(batch, padding=True, return_tensors="pt")
+    assert padded["input_ids"][0, -1].item() == 0 and padded["attention_mask"][0].tolist() == [1, 1, 1, 0, 0, 0]
+    assert loaded.mask_token == "[MASK]" and loaded.model_input_names == ["input_ids", "attention_mask"]
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tiny_bert_dir, tmp_path_factory):
+    """`tiny_bert_dir` with its WordPiece vocabulary loaded (transformers 5 ignores `vocab_file=`; `vocab=` works)."""
+    import shutil
+
+    from transformers import BertTokenizerFast
+
+    d = tmp_path_factory.mktemp("teacher")
+    shutil.copytree(tiny_bert_dir, d, dirs_exist_ok=True)
+    BertTokenizerFast(vocab=str(d / "vocab.txt"), do_lower_case=True).save_pretrained(d)
+    return d
+
+
+def test_teacher_tokenizer_drops_token_type_ids(teacher_dir, tmp_path):
+    tok = load_teacher_tokenizer(str(teacher_dir))
+    encoded = tok("a good movie")
+    assert set(encoded) == {"input_ids", "attention_mask"}
+    tok.save_pretrained(tmp_path)
+    assert set(AutoTokenizer.from_pretrained(tmp_path)("a good movie")) == {"input_ids", "attention_mask"}
+
+
+@pytest.mark.parametrize("header", [True, False], ids=["word2vec-fasttext", "glove"])
+def test_load_word_vectors(tmp_path, header):
+    lines = ["good 1 2 3", "The 4 5 6", "the 7 8 9", "film 0.5 0.5 0.5", "unused 9 9 9"]
+    path = tmp_path / "vectors.txt"
+    path.write_text(("5 3\n" if header else "") + "\n".join(lines) + "\n", encoding="utf-8")
+    vectors, dim = load_word_vectors(str(path), vocab={"good", "the", "film", "missing"})
+    assert dim == 3
+    assert set(vectors) == {"good", "the", "film"}
+    np.testing.assert_array_equal(vectors["the"], [4, 5, 6])  # first occurrence wins (files are frequency-sorted)
+
+
+def test_word_vectors_embedding_matrix(tmp_path):
+    tok = build_word_tokenizer(["good film", "bad film"])
+    path = tmp_path / "vectors.vec"
+    path.write_text("2 3\ngood 1 2 3\nfilm 4 5 6\n", encoding="utf-8")
+    matrix, found = word_vectors_embedding_matrix(tok, str(path))
+    vocab = tok.get_vocab()
+    assert matrix.shape == (len(tok), 3) and found == 2
+    assert matrix[vocab["good"]].tolist() == [1, 2, 3] and matrix[vocab["film"]].tolist() == [4, 5, 6]
+    assert matrix[tok.pad_token_id].abs().sum() == 0
+    assert matrix[vocab["bad"]].abs().sum() > 0  # random row for a word without a vector
+
+
+def test_teacher_embedding_matrix(teacher_dir):
+    teacher = AutoModel.from_pretrained(teacher_dir).get_input_embeddings().weight.detach()
+    # the teacher's own WordPiece: rows copied
+    wordpiece = load_teacher_tokenizer(str(teacher_dir))
+    assert len(wordpiece) == teacher.shape[0]
+    matrix = teacher_embedding_matrix(wordpiece, str(teacher_dir))
+    assert matrix.shape == teacher.shape
+    assert torch.equal(matrix[5:], teacher[5:]) and matrix[wordpiece.pad_token_id].abs().sum() == 0
+    # a word-level vocabulary: each word's row comes from its WordPieces; specials from the teacher's specials
+    words = build_word_tokenizer(["a good movie", "zzz [MASK]"])
+    matrix = teacher_embedding_matrix(words, str(teacher_dir))
+    teacher_vocab, vocab = wordpiece.get_vocab(), words.get_vocab()
+    assert matrix.shape == (len(words), teacher.shape[1])
+    assert torch.equal(matrix[vocab["good"]], teacher[teacher_vocab["good"]])
+    assert torch.equal(matrix[vocab["[MASK]"]], teacher[teacher_vocab["[MASK]"]])
+    assert torch.equal(matrix[vocab["zzz"]], teacher[teacher_vocab["[UNK]"]])
+    assert matrix[words.pad_token_id].abs().sum() == 0
+
+
+def test_teacher_embedding_matrix_averages_wordpieces(teacher_dir, tmp_path):
+    import shutil
+
+    from transformers import BertTokenizerFast
+
+    # a teacher whose vocabulary knows `good` and `##ness` but not `goodness`
+    shutil.copytree(teacher_dir, tmp_path, dirs_exist_ok=True)
+    vocab = (tmp_path / "vocab.txt").read_text().split()
+    vocab[-1] = "##ness"
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
+    BertTokenizerFast(vocab=str(tmp_path / "vocab.txt")).save_pretrained(tmp_path)
+    teacher = AutoModel.from_pretrained(tmp_path).get_input_embeddings().weight.detach()
+    words = build_word_tokenizer(["goodness"])
+    matrix = teacher_embedding_matrix(words, str(tmp_path))
+    expected = (teacher[vocab.index("good")] + teacher[vocab.index("##ness")]) / 2
+    assert torch.allclose(matrix[words.get_vocab()["goodness"]], expected)
+
+
+def test_fit_embedding_size_and_rescale():
+    torch.manual_seed(0)
+    matrix = torch.randn(50, 16)
+    assert fit_embedding_size(matrix, None) is matrix
+    projected = fit_embedding_size(matrix, 4)
+    assert projected.shape == (50, 4)
+    assert torch.allclose(projected.mean(0), torch.zeros(4), atol=1e-5)
+    with pytest.raises(ValueError):
+        fit_embedding_size(matrix, 32)
+    scaled = rescale(matrix * 0.05, 1.0, pad_token_id=0)
+    assert scaled[1:].std().item() == pytest.approx(1.0, rel=1e-4)
