@@ -54,11 +54,8 @@ def main(args: list[str] | None = None) -> dict[str, float]:
         processing_class=tokenizer,
         compute_metrics=compute_classification_metrics,
     )
-    metrics = {}
-    if training_args.do_train or not training_args.do_eval:
-        train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-        metrics.update(train_result.metrics)
-        metrics["train_samples"] = len(splits["train"])
+    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    metrics = {**train_result.metrics, "train_samples": len(splits["train"])}
 
     # Evaluate
     eval_metrics = add_perplexity(trainer.evaluate())

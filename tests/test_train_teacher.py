@@ -69,3 +69,9 @@ def test_config_file_with_overrides(train_teacher, tiny_bert_dir, toy_data_dir, 
                         "--use_cpu", "true", "--save_strategy", "no", "--max_eval_samples", "8"])  # fmt: skip
     results = json.loads((tmp_path / "o" / "all_results.json").read_text())
     assert results["eval_samples"] == 8
+
+
+def test_tiny_teacher_tokenizer_knows_its_vocab(tiny_bert_dir):
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    ids = tokenizer("a good movie")["input_ids"]
+    assert tokenizer.unk_token_id not in ids and len(tokenizer) > 40
