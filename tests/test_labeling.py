@@ -1,0 +1,107 @@
+"""Teacher logits: shape, dtype and values (un-sorted correctly), caching without loading the teacher, TSV export."""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset, List, Value, load_from_disk
+
+import distil.labeling as labeling
+from distil.labeling import export_tsv, label_with_teacher, read_tsv, resolve_autocast
+
+from .conftest import toy_rows
+
+
+def _sentences(n: int = 50) -> Dataset:
+    rows = toy_rows(n, seed=4)
+    # mixed lengths, so the length-sorted batches reorder rows
+    return Dataset.from_dict({"sentence": [s if i % 3 else s + " " + s for i, (s, _) in enumerate(rows)]})
+
+
+def _reference_logits(model_dir, sentences) -> np.ndarray:
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    with torch.no_grad():
+        return np.concatenate(
+            [model(**tokenizer([s], return_tensors="pt")).logits.numpy() for s in sentences]  # one row at a time
+        )
+
+
+def test_teacher_logits_shape_dtype_and_values(tiny_bert_dir):
+    ds = _sentences()
+    out = label_with_teacher(ds, str(tiny_bert_dir), batch_size=8, chunk_size=20)
+    assert out.features["teacher_logits"] == List(Value("float32"), length=2)
+    logits = out.with_format("numpy")[:]["teacher_logits"]
+    assert logits.shape == (len(ds), 2) and logits.dtype == np.float32
+    assert out["sentence"] == ds["sentence"]
+    np.testing.assert_allclose(logits, _reference_logits(tiny_bert_dir, ds["sentence"]), atol=1e-5)
+
+
+def test_model_object_gives_the_same_logits(tiny_bert_dir):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir)
+    model.train()
+    ds = _sentences(20)
+    by_object = label_with_teacher(ds, model, batch_size=4)
+    by_path = label_with_teacher(ds, str(tiny_bert_dir), batch_size=16)
+    np.testing.assert_allclose(by_object["teacher_logits"], by_path["teacher_logits"], atol=1e-5)
+    assert model.training  # the caller's mode is restored
+
+
+def test_cache_hit_does_not_load_the_teacher(tiny_bert_dir, tmp_path):
+    _sentences(30).save_to_disk(tmp_path / "ds")
+    ds = load_from_disk(tmp_path / "ds")  # on disk, so map caches
+    labeling._TEACHERS.clear()
+    first = label_with_teacher(ds, str(tiny_bert_dir), batch_size=8)
+    assert labeling._TEACHERS  # computed: the teacher was loaded
+    labeling._TEACHERS.clear()
+    second = label_with_teacher(ds, str(tiny_bert_dir), batch_size=32)  # batch size is not part of the key
+    assert not labeling._TEACHERS
+    assert second._fingerprint == first._fingerprint
+    assert second["teacher_logits"] == first["teacher_logits"]
+
+
+def test_fingerprint_follows_the_teacher_weights(tiny_bert_dir, tmp_path):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir)
+    with torch.no_grad():
+        model.classifier.bias += 1.0
+    model.save_pretrained(tmp_path / "other")
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(tmp_path / "other")
+    ds = _sentences(10)
+    a = label_with_teacher(ds, str(tiny_bert_dir))
+    b = label_with_teacher(ds, str(tmp_path / "other"))
+    assert a._fingerprint != b._fingerprint
+    np.testing.assert_allclose(np.array(b["teacher_logits"]) - np.array(a["teacher_logits"]), 1.0, atol=1e-5)
+
+
+def test_tsv_round_trip(tiny_bert_dir, tmp_path):
+    out = label_with_teacher(_sentences(40), str(tiny_bert_dir))
+    path = tmp_path / "sub" / "train.tsv"
+    assert export_tsv(out, str(path)) == 40
+    lines = path.read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "sentence\tscores"
+    assert all(re.fullmatch(r"[^\t]+\t-?\d+\.\d{6} -?\d+\.\d{6}", line) for line in lines[1:])
+    sentences, scores = read_tsv(str(path))
+    assert sentences == out["sentence"]
+    np.testing.assert_allclose(scores, np.array(out["teacher_logits"]), atol=1e-6)
+
+
+def test_autocast_only_where_it_pays():
+    assert resolve_autocast("cpu", "auto") is None
+    assert resolve_autocast("cpu", "fp32") is None
+    assert resolve_autocast("cpu", "fp16") is torch.float16
+    with pytest.raises(ValueError, match="precision"):
+        resolve_autocast("cpu", "int8")
+
+
+def test_missing_text_column_names_it(tiny_bert_dir):
+    with pytest.raises(ValueError, match="text_column"):
+        label_with_teacher(_sentences(4), str(tiny_bert_dir), text_column="text")
