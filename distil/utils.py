@@ -42,3 +42,15 @@ def save_run_args(output_dir: str, *arg_objects, filename: str = "run_args.json"
         json.dump(payload, f, indent=2, sort_keys=True, default=str)
     os.replace(tmp, path)
     return path
+
+
+def evaluate_and_save_metrics(trainer, eval_dataset, metrics: dict[str, float]) -> dict[str, float]:
+    """Evaluate, add `eval_perplexity` and `eval_samples`, log, and write `all_results.json` with `metrics`."""
+    from distil.metrics import add_perplexity
+
+    eval_metrics = add_perplexity(trainer.evaluate(eval_dataset))
+    eval_metrics["eval_samples"] = len(eval_dataset)
+    metrics.update(eval_metrics)
+    trainer.log_metrics("eval", eval_metrics)
+    trainer.save_metrics("all", metrics)
+    return metrics

@@ -25,7 +25,6 @@ from transformers.trainer_utils import get_last_checkpoint
 from distil.configs import DataArguments, apply_lr_schedule, parse_args
 from distil.data import LABEL_NAMES, load_sst2_from_args
 from distil.hub import resolve_model_path
-from distil.metrics import add_perplexity
 from distil.modeling_bilstm import BiLSTMConfig, BiLSTMForSequenceClassification
 from distil.tokenization import (
     MASK_TOKEN,
@@ -38,7 +37,7 @@ from distil.tokenization import (
     word_vectors_embedding_matrix,
 )
 from distil.trainer import TEACHER_LOGITS, DistillationTrainer
-from distil.utils import save_run_args, setup_logging
+from distil.utils import evaluate_and_save_metrics, save_run_args, setup_logging
 
 # The measured best offline initialisation (see configs/sst2/baseline.yaml) is used when `embedding_init=auto`
 # and no word-vectors file is given.
@@ -285,11 +284,7 @@ def main(args: list[str] | None = None) -> dict[str, float]:
         metrics["train_samples"] = len(splits["train"])
 
     # Evaluate
-    eval_metrics = add_perplexity(trainer.evaluate())
-    eval_metrics["eval_samples"] = len(splits["validation"])
-    metrics.update(eval_metrics)
-    trainer.log_metrics("eval", eval_metrics)
-    trainer.save_metrics("all", metrics)
+    evaluate_and_save_metrics(trainer, splits["validation"], metrics)
 
     # Save (the model's code travels with it: loads with trust_remote_code where distil is not installed)
     trainer.save_model(training_args.output_dir)

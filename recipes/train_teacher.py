@@ -16,8 +16,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trai
 from distil.configs import DataArguments, ModelArguments, apply_lr_schedule, parse_args
 from distil.data import LABEL_NAMES, load_sst2_from_args, tokenize_splits
 from distil.hub import resolve_model_path
-from distil.metrics import add_perplexity, compute_classification_metrics
-from distil.utils import save_run_args, setup_logging
+from distil.metrics import compute_classification_metrics
+from distil.utils import evaluate_and_save_metrics, save_run_args, setup_logging
 
 
 def main(args: list[str] | None = None) -> dict[str, float]:
@@ -58,11 +58,7 @@ def main(args: list[str] | None = None) -> dict[str, float]:
     metrics = {**train_result.metrics, "train_samples": len(splits["train"])}
 
     # Evaluate
-    eval_metrics = add_perplexity(trainer.evaluate())
-    eval_metrics["eval_samples"] = len(splits["validation"])
-    metrics.update(eval_metrics)
-    trainer.log_metrics("eval", eval_metrics)
-    trainer.save_metrics("all", metrics)
+    evaluate_and_save_metrics(trainer, splits["validation"], metrics)
 
     # Save
     trainer.save_model(training_args.output_dir)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -59,17 +58,6 @@ def transfer_set(tmp_path_factory) -> Path:
     return d
 
 
-@pytest.fixture(scope="module")
-def teacher_dir(tiny_bert_dir, tmp_path_factory):
-    """`tiny_bert_dir` with its WordPiece vocabulary loaded (transformers 5 ignores `vocab_file=`; `vocab=` works)."""
-    from transformers import BertTokenizerFast
-
-    d = tmp_path_factory.mktemp("teacher")
-    shutil.copytree(tiny_bert_dir, d, dirs_exist_ok=True)
-    BertTokenizerFast(vocab=str(d / "vocab.txt"), do_lower_case=True).save_pretrained(d)
-    return d
-
-
 def test_distil_from_transfer_set(recipe, transfer_set, tmp_path):
     out = tmp_path / "student"
     metrics = recipe.main(
@@ -113,26 +101,26 @@ def test_cross_entropy_baseline_without_teacher(recipe, toy_data_dir, tmp_path):
         recipe.main(["--data_dir", str(toy_data_dir), "--output_dir", str(tmp_path / "x"), "--loss", "mse"] + FAST)
 
 
-def test_teacher_wordpiece_and_embeddings(recipe, transfer_set, teacher_dir, tmp_path):
+def test_teacher_wordpiece_and_embeddings(recipe, transfer_set, tiny_bert_dir, tmp_path):
     out = tmp_path / "student"
     recipe.main(
         ["--transfer_set", str(transfer_set), "--output_dir", str(out), "--max_steps", "2"]
-        + ["--tokenizer", "teacher", "--teacher_model", str(teacher_dir), "--embedding_init", "teacher"]
+        + ["--tokenizer", "teacher", "--teacher_model", str(tiny_bert_dir), "--embedding_init", "teacher"]
         + ["--hidden_size", "8", "--classifier_hidden_size", "12"]
         + FAST
     )
-    teacher = AutoModel.from_pretrained(teacher_dir).get_input_embeddings().weight
+    teacher = AutoModel.from_pretrained(tiny_bert_dir).get_input_embeddings().weight
     student = AutoModelForSequenceClassification.from_pretrained(out)
     # sized to the teacher's embeddings, the teacher's vocabulary, no token_type_ids
     assert student.get_input_embeddings().weight.shape == teacher.shape
-    assert AutoTokenizer.from_pretrained(out).get_vocab() == AutoTokenizer.from_pretrained(teacher_dir).get_vocab()
+    assert AutoTokenizer.from_pretrained(out).get_vocab() == AutoTokenizer.from_pretrained(tiny_bert_dir).get_vocab()
     assert set(AutoTokenizer.from_pretrained(out)("a good film")) == {"input_ids", "attention_mask"}
 
     # a narrower student projects the teacher's embeddings onto their principal components
     out = tmp_path / "narrow"
     recipe.main(
         ["--transfer_set", str(transfer_set), "--output_dir", str(out), "--max_steps", "1"]
-        + ["--tokenizer", "word", "--teacher_model", str(teacher_dir), "--embedding_init", "teacher"]
+        + ["--tokenizer", "word", "--teacher_model", str(tiny_bert_dir), "--embedding_init", "teacher"]
         + ["--embedding_size", "4", "--hidden_size", "8", "--classifier_hidden_size", "12"]
         + FAST
     )

@@ -77,21 +77,8 @@ def test_word_tokenizer_saves_and_loads_with_auto_tokenizer(tmp_path):
     assert loaded.mask_token == "[MASK]" and loaded.model_input_names == ["input_ids", "attention_mask"]
 
 
-@pytest.fixture(scope="module")
-def teacher_dir(tiny_bert_dir, tmp_path_factory):
-    """`tiny_bert_dir` with its WordPiece vocabulary loaded (transformers 5 ignores `vocab_file=`; `vocab=` works)."""
-    import shutil
-
-    from transformers import BertTokenizerFast
-
-    d = tmp_path_factory.mktemp("teacher")
-    shutil.copytree(tiny_bert_dir, d, dirs_exist_ok=True)
-    BertTokenizerFast(vocab=str(d / "vocab.txt"), do_lower_case=True).save_pretrained(d)
-    return d
-
-
-def test_teacher_tokenizer_drops_token_type_ids(teacher_dir, tmp_path):
-    tok = load_teacher_tokenizer(str(teacher_dir))
+def test_teacher_tokenizer_drops_token_type_ids(tiny_bert_dir, tmp_path):
+    tok = load_teacher_tokenizer(str(tiny_bert_dir))
     encoded = tok("a good movie")
     assert set(encoded) == {"input_ids", "attention_mask"}
     tok.save_pretrained(tmp_path)
@@ -121,17 +108,17 @@ def test_word_vectors_embedding_matrix(tmp_path):
     assert matrix[vocab["bad"]].abs().sum() > 0  # random row for a word without a vector
 
 
-def test_teacher_embedding_matrix(teacher_dir):
-    teacher = AutoModel.from_pretrained(teacher_dir).get_input_embeddings().weight.detach()
+def test_teacher_embedding_matrix(tiny_bert_dir):
+    teacher = AutoModel.from_pretrained(tiny_bert_dir).get_input_embeddings().weight.detach()
     # the teacher's own WordPiece: rows copied
-    wordpiece = load_teacher_tokenizer(str(teacher_dir))
+    wordpiece = load_teacher_tokenizer(str(tiny_bert_dir))
     assert len(wordpiece) == teacher.shape[0]
-    matrix = teacher_embedding_matrix(wordpiece, str(teacher_dir))
+    matrix = teacher_embedding_matrix(wordpiece, str(tiny_bert_dir))
     assert matrix.shape == teacher.shape
     assert torch.equal(matrix[5:], teacher[5:]) and matrix[wordpiece.pad_token_id].abs().sum() == 0
     # a word-level vocabulary: each word's row comes from its WordPieces; specials from the teacher's specials
     words = build_word_tokenizer(["a good movie", "zzz [MASK]"])
-    matrix = teacher_embedding_matrix(words, str(teacher_dir))
+    matrix = teacher_embedding_matrix(words, str(tiny_bert_dir))
     teacher_vocab, vocab = wordpiece.get_vocab(), words.get_vocab()
     assert matrix.shape == (len(words), teacher.shape[1])
     assert torch.equal(matrix[vocab["good"]], teacher[teacher_vocab["good"]])
@@ -140,13 +127,13 @@ def test_teacher_embedding_matrix(teacher_dir):
     assert matrix[words.pad_token_id].abs().sum() == 0
 
 
-def test_teacher_embedding_matrix_averages_wordpieces(teacher_dir, tmp_path):
+def test_teacher_embedding_matrix_averages_wordpieces(tiny_bert_dir, tmp_path):
     import shutil
 
     from transformers import BertTokenizerFast
 
     # a teacher whose vocabulary knows `good` and `##ness` but not `goodness`
-    shutil.copytree(teacher_dir, tmp_path, dirs_exist_ok=True)
+    shutil.copytree(tiny_bert_dir, tmp_path, dirs_exist_ok=True)
     vocab = (tmp_path / "vocab.txt").read_text().split()
     vocab[-1] = "##ness"
     (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n")
