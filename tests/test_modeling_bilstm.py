@@ -170,9 +170,12 @@ def test_loads_with_remote_code_where_distil_is_not_installed(tmp_path):
         expected = model(**inputs).logits
 
     # -I: no PYTHON* variables, no user site, no cwd on sys.path; -S: no site-packages .pth files, so the editable
-    # install of distil is invisible. Site-packages itself is added back by path.
+    # install of distil is invisible. The site-packages folders this interpreter uses (a venv's and, with
+    # --system-site-packages, the system's) are added back by path.
+    site_dirs = [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")]
+    site_dirs = site_dirs or [sysconfig.get_paths()["purelib"]]
     script = tmp_path / "load.py"
-    script.write_text(f"import sys\nsys.path.append({sysconfig.get_paths()['purelib']!r})\n" + REMOTE_SCRIPT)
+    script.write_text(f"import sys\nsys.path.extend({site_dirs!r})\n" + REMOTE_SCRIPT)
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
     env.pop("PYTHONPATH", None)
     run_dir = tmp_path / "elsewhere"
