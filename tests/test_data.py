@@ -81,3 +81,36 @@ def test_missing_file_is_named(tmp_path):
     write_tsv(tmp_path / "train.tsv", [("good", 1)])
     with pytest.raises(FileNotFoundError, match=r"dev\.tsv"):
         load_sst2(data_dir=str(tmp_path), cache_dir=str(tmp_path / "cache"))
+
+
+def test_hub_dataset_is_normalised(monkeypatch):
+    """`stanfordnlp/sst2` on the Hub has an extra `idx` column and a plain int label; both are normalised."""
+    from datasets import Dataset, DatasetDict, Features, Value
+
+    import distil.data
+
+    hub_features = Features({"idx": Value("int32"), "sentence": Value("string"), "label": Value("int64")})
+    fake = DatasetDict(
+        {
+            split: Dataset.from_dict({"idx": [0, 1], "sentence": ["good .", "bad ."], "label": [1, 0]}, hub_features)
+            for split in ("train", "validation", "test")
+        }
+    )
+    calls = []
+    monkeypatch.setattr(distil.data, "load_dataset", lambda *args, **kwargs: calls.append(args) or fake)
+    splits = load_sst2(dataset_name="stanfordnlp/sst2", max_train_samples=1)
+    assert calls == [("stanfordnlp/sst2", None)]
+    assert set(splits) == {"train", "validation"}
+    assert splits["train"].column_names == ["sentence", "label"] and len(splits["train"]) == 1
+    assert splits["validation"].features["label"] == ClassLabel(names=["negative", "positive"])
+
+
+def test_hub_dataset_without_label_column_is_named(monkeypatch):
+    from datasets import Dataset, DatasetDict
+
+    import distil.data
+
+    fake = DatasetDict({s: Dataset.from_dict({"text": ["good ."]}) for s in ("train", "validation")})
+    monkeypatch.setattr(distil.data, "load_dataset", lambda *args, **kwargs: fake)
+    with pytest.raises(ValueError, match=r"some/data\[train\]: missing column 'sentence'"):
+        load_sst2(dataset_name="some/data")
