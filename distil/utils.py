@@ -54,3 +54,14 @@ def evaluate_and_save_metrics(trainer, eval_dataset, metrics: dict[str, float]) 
     trainer.log_metrics("eval", eval_metrics)
     trainer.save_metrics("all", metrics)
     return metrics
+
+
+def run_recipe(main, prog: str) -> None:
+    """Run a recipe's `main()` as a script: bad input (config, data file) exits with one line naming it."""
+    from distil.configs import ConfigError
+    from distil.data import TSVFormatError
+
+    try:
+        main()
+    except (ConfigError, TSVFormatError, FileNotFoundError) as e:
+        sys.exit(f"{prog}: error: {e}")

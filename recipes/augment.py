@@ -30,7 +30,7 @@ from distil.configs import ConfigError, DataArguments, parse_args
 from distil.data import load_sst2_from_args
 from distil.hub import resolve_model_path
 from distil.labeling import export_tsv, label_with_teacher
-from distil.utils import save_run_args
+from distil.utils import run_recipe, save_run_args
 
 logger = logging.getLogger("distil")
 
@@ -177,8 +177,4 @@ def push_with_card(splits, aug_args: AugmentArguments, data_args: DataArguments,
 
 
 if __name__ == "__main__":
-    try:
-        result = main()
-    except ConfigError as e:
-        sys.exit(f"augment.py: error: {e}")
-    sys.exit(0 if result is not None else 1)
+    run_recipe(main, "augment.py")

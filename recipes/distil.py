@@ -21,6 +21,7 @@ from transformers import set_seed
 
 from distil.configs import parse_args
 from distil.pipeline import PipelineArguments, evaluate_models, push_student, stage_args, stage_done, write_report
+from distil.utils import run_recipe
 
 RECIPES = Path(__file__).resolve().parent
 
@@ -64,4 +65,4 @@ def main(args: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_recipe(main, "distil.py")

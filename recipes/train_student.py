@@ -37,7 +37,7 @@ from distil.tokenization import (
     word_vectors_embedding_matrix,
 )
 from distil.trainer import TEACHER_LOGITS, DistillationTrainer
-from distil.utils import evaluate_and_save_metrics, save_run_args, setup_logging
+from distil.utils import evaluate_and_save_metrics, run_recipe, save_run_args, setup_logging
 
 # The measured best offline initialisation (see configs/sst2/baseline.yaml) is used when `embedding_init=auto`
 # and no word-vectors file is given.
@@ -298,4 +298,4 @@ def main(args: list[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() is not None else 1)
+    run_recipe(main, "train_student.py")

@@ -17,7 +17,7 @@ from distil.configs import DataArguments, ModelArguments, apply_lr_schedule, par
 from distil.data import LABEL_NAMES, load_sst2_from_args, tokenize_splits
 from distil.hub import resolve_model_path
 from distil.metrics import compute_classification_metrics
-from distil.utils import evaluate_and_save_metrics, save_run_args, setup_logging
+from distil.utils import evaluate_and_save_metrics, run_recipe, save_run_args, setup_logging
 
 
 def main(args: list[str] | None = None) -> dict[str, float]:
@@ -72,4 +72,4 @@ def main(args: list[str] | None = None) -> dict[str, float]:
 
 
 if __name__ == "__main__":
-    sys.exit(0 if main() is not None else 1)
+    run_recipe(main, "train_teacher.py")

@@ -75,3 +75,25 @@ def test_tiny_teacher_tokenizer_knows_its_vocab(tiny_bert_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
     ids = tokenizer("a good movie")["input_ids"]
     assert tokenizer.unk_token_id not in ids and len(tokenizer) > 40
+
+
+def test_script_bad_tsv_exits_with_one_line_and_writes_nothing(tiny_bert_dir, tmp_path):
+    import subprocess
+    import sys
+
+    from .conftest import ROOT, write_tsv
+
+    data = tmp_path / "data"
+    write_tsv(data / "train.tsv", [("good", 1)])
+    (data / "dev.tsv").write_bytes(b"sentence\tlabel\nbad\t7\n")
+    out = tmp_path / "out"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "recipes" / "train_teacher.py"), "--model_name_or_path", str(tiny_bert_dir),
+         "--data_dir", str(data), "--output_dir", str(out), "--use_cpu", "true"],
+        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert result.returncode != 0
+    last = result.stderr.strip().splitlines()[-1]
+    assert last == f"train_teacher.py: error: {data / 'dev.tsv'}:2: label must be 0 or 1, got '7'"
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
