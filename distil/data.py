@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import tempfile
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
 from datasets import config as datasets_config
+
+from distil.utils import atomic_directory
 
 LABEL_NAMES = ["negative", "positive"]
 FEATURES = Features({"sentence": Value("string"), "label": ClassLabel(names=LABEL_NAMES)})
@@ -88,18 +88,8 @@ def load_sst2_tsv(data_dir: str, cache_dir: str | None = None) -> DatasetDict:
     splits = DatasetDict(
         {split: Dataset.from_dict(read_glue_tsv(path), features=FEATURES) for split, path in paths.items()}
     )
-    # Write to a temporary sibling, then rename: an interrupted run never leaves a half-written cache.
-    os.makedirs(os.path.dirname(target), exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=os.path.dirname(target), prefix=".tmp-")
-    try:
+    with atomic_directory(target) as tmp:  # an interrupted run never leaves a half-written cache
         splits.save_to_disk(tmp)
-        try:
-            os.rename(tmp, target)
-        except OSError:  # another process won the race
-            if not os.path.isdir(target):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return load_from_disk(target)
 
 

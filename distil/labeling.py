@@ -207,10 +207,10 @@ def label_with_teacher(
 
 def export_tsv(dataset: Dataset, path: str, text_column: str = "sentence", logits_column: str = "teacher_logits"):
     """Write the original `sentence<TAB>scores` file (`%s\\t%.6f %.6f`), write-then-rename; returns the row count."""
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
+    from distil.utils import atomic_write
+
     n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path) as f:
         f.write("sentence\tscores\n")
         for batch in dataset.select_columns([text_column, logits_column]).iter(batch_size=10_000):
             lines = []
@@ -220,7 +220,6 @@ def export_tsv(dataset: Dataset, path: str, text_column: str = "sentence", logit
                 lines.append(sentence + "\t" + " ".join(f"{s:.6f}" for s in scores) + "\n")
             f.writelines(lines)
             n += len(lines)
-    os.replace(tmp, path)
     return n
 
 

@@ -80,7 +80,8 @@ class PipelineArguments:
 
 
 def stage_done(path: str) -> bool:
-    """A stage is done when its output directory holds what it writes last (models: config; datasets: dict json)."""
+    """A stage is done when its output holds what it writes last (trainer stages: `all_results.json`; the transfer
+    set: `dataset_dict.json`, swapped in whole)."""
     return os.path.isfile(os.path.join(path, "all_results.json")) or os.path.isfile(
         os.path.join(path, "dataset_dict.json")
     )
@@ -168,15 +169,14 @@ def results_table(results: dict[str, dict[str, float]]) -> str:
 
 def write_report(output_dir: str, results: dict[str, dict[str, float]]) -> None:
     """`all_results.json` and `results.md` under `output_dir` (each written to a temp file, then renamed)."""
-    os.makedirs(output_dir, exist_ok=True)
+    from distil.utils import atomic_write
+
     for name, text in (
         ("all_results.json", json.dumps(results, indent=2, sort_keys=True)),
         ("results.md", results_table(results)),
     ):
-        path = os.path.join(output_dir, name)
-        with open(path + ".tmp", "w", encoding="utf-8") as f:
+        with atomic_write(os.path.join(output_dir, name)) as f:
             f.write(text)
-        os.replace(path + ".tmp", path)
 
 
 def push_student(student_dir: str, repo_id: str, output_dir: str) -> str:

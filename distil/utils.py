@@ -1,32 +1,71 @@
-"""Small helpers shared by the recipes: logging set-up and saving a run's arguments."""
+"""Small helpers shared by the recipes: logging set-up, write-then-rename output, and saving a run's arguments."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
 import os
+import shutil
 import sys
 
 import datasets
 import transformers
 
 
-def setup_logging(training_args) -> logging.Logger:
-    """Log to stdout at the level `TrainingArguments` asks for on this process (quiet on non-main ranks)."""
+def setup_logging(level: int = logging.INFO, library_level: int | None = None) -> logging.Logger:
+    """Log to stdout: the `distil` logger at `level`, datasets and transformers at `library_level` (default: `level`).
+
+    The trainer recipes pass `training_args.get_process_log_level()`, which quiets non-main ranks.
+    """
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
         handlers=[logging.StreamHandler(sys.stdout)],
     )
-    level = training_args.get_process_log_level()
     for lib in (datasets.utils.logging, transformers.utils.logging):
-        lib.set_verbosity(level)
+        lib.set_verbosity(level if library_level is None else library_level)
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
     logger = logging.getLogger("distil")
     logger.setLevel(level)
     return logger
+
+
+@contextlib.contextmanager
+def atomic_write(path: str):
+    """Open `path + ".tmp"` for writing and rename it over `path` on success; on error remove it, leave `path`."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+@contextlib.contextmanager
+def atomic_directory(output_dir: str):
+    """Yield a temporary sibling of `output_dir` to fill; on success it replaces `output_dir`, on error it is removed.
+
+    An interrupted run never leaves a half-written `output_dir`, and an earlier one stays until the swap.
+    """
+    output_dir = os.path.abspath(output_dir)
+    parent, name = os.path.split(output_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp, old = os.path.join(parent, f".{name}.tmp-{os.getpid()}"), os.path.join(parent, f".{name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        yield tmp
+        if os.path.exists(output_dir):
+            os.rename(output_dir, old)
+        os.rename(tmp, output_dir)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def save_run_args(output_dir: str, *arg_objects, filename: str = "run_args.json") -> str:
@@ -37,10 +76,8 @@ def save_run_args(output_dir: str, *arg_objects, filename: str = "run_args.json"
         values = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
         payload[type(obj).__name__] = values
     path = os.path.join(output_dir, filename)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_write(path) as f:
         json.dump(payload, f, indent=2, sort_keys=True, default=str)
-    os.replace(tmp, path)
     return path
 
 

@@ -17,11 +17,9 @@ sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
 
 import logging
 import shlex
-import shutil
 import time
 
 import datasets
-import transformers
 from accelerate import PartialState
 from transformers import AutoTokenizer, set_seed
 
@@ -30,7 +28,7 @@ from distil.configs import ConfigError, DataArguments, parse_args
 from distil.data import load_sst2_from_args
 from distil.hub import resolve_model_path
 from distil.labeling import export_tsv, label_with_teacher
-from distil.utils import run_recipe, save_run_args
+from distil.utils import atomic_directory, run_recipe, save_run_args, setup_logging
 
 logger = logging.getLogger("distil")
 
@@ -40,7 +38,7 @@ def main(args: list[str] | None = None) -> datasets.DatasetDict:
     command = shlex.join(["accelerate", "launch", "recipes/augment.py", *(sys.argv[1:] if args is None else args)])
 
     set_seed(aug_args.seed)
-    setup_logging()
+    setup_logging(logging.INFO, library_level=logging.WARNING)
     state = PartialState()
     logger.info("Augment arguments %s", aug_args)
 
@@ -89,17 +87,6 @@ def main(args: list[str] | None = None) -> datasets.DatasetDict:
     return splits
 
 
-def setup_logging() -> None:
-    logging.basicConfig(
-        format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
-        datefmt="%Y-%m-%d %H:%M:%S",
-        handlers=[logging.StreamHandler(sys.stdout)],
-    )
-    logger.setLevel(logging.INFO)
-    datasets.utils.logging.set_verbosity_warning()
-    transformers.utils.logging.set_verbosity_warning()
-
-
 def check_teacher(name: str, need_mask: bool = True) -> tuple[str, str | None]:
     """The teacher's resolved path and mask token, or a one-line `ConfigError` naming `teacher_model`."""
     try:
@@ -114,21 +101,10 @@ def check_teacher(name: str, need_mask: bool = True) -> tuple[str, str | None]:
 
 
 def save_atomically(splits: datasets.DatasetDict, output_dir: str, *arg_objects) -> None:
-    """`save_to_disk` into a temporary sibling, then swap it in: an interrupted run leaves no half-written output."""
-    output_dir = os.path.abspath(output_dir)
-    parent, name = os.path.split(output_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp, old = os.path.join(parent, f".{name}.tmp-{os.getpid()}"), os.path.join(parent, f".{name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
+    """`save_to_disk` (and the run's arguments) into a temporary sibling, then swap it in."""
+    with atomic_directory(output_dir) as tmp:
         splits.save_to_disk(tmp)
         save_run_args(tmp, *arg_objects)
-        if os.path.exists(output_dir):
-            os.rename(output_dir, old)
-        os.rename(tmp, output_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def dataset_card(splits: datasets.DatasetDict, aug_args: AugmentArguments, data_args: DataArguments, command: str):

@@ -204,7 +204,7 @@ def main(args: list[str] | None = None) -> dict[str, float]:
         raise ValueError(f"loss={loss_type} needs a transfer_set with teacher_logits; without one only ce is possible")
 
     set_seed(training_args.seed)
-    logger = setup_logging(training_args)
+    logger = setup_logging(training_args.get_process_log_level())
     logger.info("Student arguments %s", student_args)
 
     # `eval_strategy` other than "no" turns `do_eval` on, so only `--do_eval` alone (no eval_strategy) means eval-only.

@@ -25,7 +25,7 @@ def main(args: list[str] | None = None) -> dict[str, float]:
     apply_lr_schedule(training_args, model_args.lr_schedule, model_args.epochs_per_cycle)
 
     set_seed(training_args.seed)
-    logger = setup_logging(training_args)
+    logger = setup_logging(training_args.get_process_log_level())
     logger.info("Training arguments %s", training_args)
 
     # Data

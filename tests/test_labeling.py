@@ -105,3 +105,13 @@ def test_autocast_only_where_it_pays():
 def test_missing_text_column_names_it(tiny_bert_dir):
     with pytest.raises(ValueError, match="text_column"):
         label_with_teacher(_sentences(4), str(tiny_bert_dir), text_column="text")
+
+
+def test_export_tsv_failure_keeps_the_old_file_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "transfer.tsv"
+    path.write_text("sentence\tscores\nold\t0.000000 1.000000\n")
+    bad = Dataset.from_dict({"sentence": ["fine", "a\ttab"], "teacher_logits": [[0.0, 1.0], [1.0, 0.0]]})
+    with pytest.raises(ValueError, match="tab or newline"):
+        export_tsv(bad, str(path))
+    assert path.read_text() == "sentence\tscores\nold\t0.000000 1.000000\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["transfer.tsv"]
