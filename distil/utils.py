@@ -1,4 +1,4 @@
-"""Small helpers shared by the recipes: logging set-up, write-then-rename output, and saving a run's arguments."""
+"""Small helpers shared by the stages: logging set-up, write-then-rename output, and saving a run's arguments."""
 
 from __future__ import annotations
 
@@ -79,26 +79,3 @@ def save_run_args(output_dir: str, *arg_objects, filename: str = "run_args.json"
     with atomic_write(path) as f:
         json.dump(payload, f, indent=2, sort_keys=True, default=str)
     return path
-
-
-def evaluate_and_save_metrics(trainer, eval_dataset, metrics: dict[str, float]) -> dict[str, float]:
-    """Evaluate, add `eval_perplexity` and `eval_samples`, log, and write `all_results.json` with `metrics`."""
-    from distil.metrics import add_perplexity
-
-    eval_metrics = add_perplexity(trainer.evaluate(eval_dataset))
-    eval_metrics["eval_samples"] = len(eval_dataset)
-    metrics.update(eval_metrics)
-    trainer.log_metrics("eval", eval_metrics)
-    trainer.save_metrics("all", metrics)
-    return metrics
-
-
-def run_recipe(main, prog: str) -> None:
-    """Run a recipe's `main()` as a script: bad input (config, data file) exits with one line naming it."""
-    from distil.configs import ConfigError
-    from distil.data import TSVFormatError
-
-    try:
-        main()
-    except (ConfigError, TSVFormatError, FileNotFoundError) as e:
-        sys.exit(f"{prog}: error: {e}")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import sys
 import tempfile
 from pathlib import Path
 
@@ -21,16 +19,6 @@ WORDS = (
     "brilliant terrible not very really and but or of to in with this that , . ! ? 's n't love hate best worst "
     "one long string cliches entertaining charming mess"
 ).split()
-
-
-def load_recipe(name: str):
-    """Import `recipes/<name>.py` as a module (recipes are scripts, not a package)."""
-    path = ROOT / "recipes" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"recipes_{name}", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def write_tsv(path: Path, rows: list[tuple[str, int]]) -> Path:

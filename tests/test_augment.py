@@ -7,7 +7,7 @@ import pytest
 from datasets import ClassLabel, Dataset, Features, Value
 
 from distil.augment import (
-    AugmentArguments,
+    AugmentationArguments,
     PosTable,
     augment_dataset,
     augment_ids,
@@ -94,7 +94,7 @@ def test_dedup_keeps_first_occurrences_and_drops_the_original():
 
 
 def test_augment_sentence_rules(table):
-    out = augment_sentence(TOKENS, POS, table, row_rng(0, 7), mask_token="[MASK]", n_iter=50)
+    out = augment_sentence(TOKENS, POS, table, row_rng(0, 7), AugmentationArguments(n_iter=50), mask_token="[MASK]")
     assert out[0] == TOKENS
     assert 1 < len(out) <= 51
     assert len({tuple(s) for s in out}) == len(out)  # unique, and none equals the original
@@ -107,9 +107,9 @@ def test_augment_sentence_rules(table):
 
 def test_augment_degenerate_probabilities(table):
     word_ids, tag_ids = table.encode(TOKENS, POS)
-    none = augment_ids(word_ids, tag_ids, table, row_rng(0, 0), n_iter=20, p_mask=0, p_pos=0, p_ng=0)
+    none = augment_ids(word_ids, tag_ids, table, row_rng(0, 0), AugmentationArguments(p_mask=0, p_pos=0, p_ng=0))
     assert len(none) == 0  # every sample equals the original
-    everything = augment_ids(word_ids, tag_ids, table, row_rng(0, 0), n_iter=20, p_mask=1, p_pos=0, p_ng=0)
+    everything = augment_ids(word_ids, tag_ids, table, row_rng(0, 0), AugmentationArguments(p_mask=1, p_pos=0, p_ng=0))
     assert everything.tolist() == [[table.mask_id] * len(TOKENS)]
 
 
@@ -118,7 +118,9 @@ def test_masking_rate_over_many_sentences(table):
     word_ids, tag_ids = table.encode(TOKENS * 9, POS * 9)
     masked = total = 0
     for idx in range(200):
-        samples = augment_ids(word_ids, tag_ids, table, row_rng(1, idx), n_iter=20, p_pos=0, p_ng=0, p_mask=0.1)
+        samples = augment_ids(
+            word_ids, tag_ids, table, row_rng(1, idx), AugmentationArguments(p_pos=0, p_ng=0, p_mask=0.1)
+        )
         assert len(samples) >= 18  # P(no mask in 63 words) = 0.9**63, about 0.1%
         masked += (samples == table.mask_id).sum()
         total += samples.size
@@ -145,9 +147,9 @@ def test_unknown_spacy_model_names_the_field():
 
 def test_arguments_are_validated():
     with pytest.raises(ConfigError, match="p_mask"):
-        AugmentArguments(p_mask=1.5)
+        AugmentationArguments(p_mask=1.5)
     with pytest.raises(ConfigError, match="max_ng"):
-        AugmentArguments(max_ng=0)
+        AugmentationArguments(max_ng=0)
 
 
 def _toy_dataset(n: int) -> Dataset:

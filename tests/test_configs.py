@@ -1,13 +1,14 @@
 import pytest
 from transformers import TrainingArguments
 
-from distil.configs import DataArguments, ModelArguments, apply_lr_schedule, parse_args
+from distil.configs import DataArguments, apply_lr_schedule, parse_args
+from distil.teacher import TeacherArguments
 
 
 def _parse(tmp_path, yaml_text, cli=()):
     config = tmp_path / "c.yaml"
     config.write_text(yaml_text)
-    return parse_args(ModelArguments, DataArguments, TrainingArguments, args=["--config", str(config), *cli])
+    return parse_args(TeacherArguments, DataArguments, TrainingArguments, args=["--config", str(config), *cli])
 
 
 def test_yaml_then_cli_override(tmp_path):

@@ -1,18 +1,21 @@
+"""`distil.teacher`: fine-tuning on toy data, the original schedules, configs with overrides."""
+
 import json
 
 import pytest
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
 
-from .conftest import load_recipe
-
-
-@pytest.fixture(scope="module")
-def train_teacher():
-    return load_recipe("train_teacher")
+from distil.configs import DataArguments, parse_args
+from distil.teacher import TeacherArguments, train_teacher
 
 
-def _run(train_teacher, tiny_bert_dir, toy_data_dir, out, *extra):
-    return train_teacher.main(
+def run_stage(args: list[str]):
+    """The stage as `recipes/train_teacher.py` calls it: parse a command line, call `train_teacher`."""
+    return train_teacher(*parse_args(TeacherArguments, DataArguments, TrainingArguments, args=args))
+
+
+def _run(tiny_bert_dir, toy_data_dir, out, *extra):
+    return run_stage(
         [
             "--model_name_or_path", str(tiny_bert_dir),
             "--data_dir", str(toy_data_dir),
@@ -29,8 +32,8 @@ def _run(train_teacher, tiny_bert_dir, toy_data_dir, out, *extra):
     )  # fmt: skip
 
 
-def test_main_trains_and_writes_results(train_teacher, tiny_bert_dir, toy_data_dir, tmp_path):
-    metrics = _run(train_teacher, tiny_bert_dir, toy_data_dir, tmp_path / "out", "--lr_schedule", "warmup",
+def test_main_trains_and_writes_results(tiny_bert_dir, toy_data_dir, tmp_path):
+    metrics = _run(tiny_bert_dir, toy_data_dir, tmp_path / "out", "--lr_schedule", "warmup",
                    "--warmup_steps", "1")  # fmt: skip
     results = json.loads((tmp_path / "out" / "all_results.json").read_text())
     for key in ("eval_loss", "eval_perplexity", "eval_accuracy", "eval_f1", "train_loss"):
@@ -47,25 +50,25 @@ def test_main_trains_and_writes_results(train_teacher, tiny_bert_dir, toy_data_d
     assert model.config.id2label == {0: "negative", 1: "positive"}
 
 
-def test_training_changes_weights(train_teacher, tiny_bert_dir, toy_data_dir, tmp_path):
-    _run(train_teacher, tiny_bert_dir, toy_data_dir, tmp_path / "out", "--learning_rate", "1e-2")
+def test_training_changes_weights(tiny_bert_dir, toy_data_dir, tmp_path):
+    _run(tiny_bert_dir, toy_data_dir, tmp_path / "out", "--learning_rate", "1e-2")
     before = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir).classifier.weight
     after = AutoModelForSequenceClassification.from_pretrained(tmp_path / "out").classifier.weight
     assert not before.allclose(after)
 
 
 @pytest.mark.parametrize("schedule", ["constant", "cyclic"])
-def test_original_schedules_run(train_teacher, tiny_bert_dir, toy_data_dir, tmp_path, schedule):
-    _run(train_teacher, tiny_bert_dir, toy_data_dir, tmp_path / "out", "--lr_schedule", schedule)
+def test_original_schedules_run(tiny_bert_dir, toy_data_dir, tmp_path, schedule):
+    _run(tiny_bert_dir, toy_data_dir, tmp_path / "out", "--lr_schedule", schedule)
     run_args = json.loads((tmp_path / "out" / "run_args.json").read_text())
     expected = {"constant": "constant", "cyclic": "cosine_with_restarts"}[schedule]
     assert run_args["TrainingArguments"]["lr_scheduler_type"] == expected
 
 
-def test_config_file_with_overrides(train_teacher, tiny_bert_dir, toy_data_dir, tmp_path):
+def test_config_file_with_overrides(tiny_bert_dir, toy_data_dir, tmp_path):
     config = tmp_path / "teacher.yaml"
     config.write_text(f"model_name_or_path: {tiny_bert_dir}\ndata_dir: {toy_data_dir}\nmax_steps: 50\n")
-    train_teacher.main(["--config", str(config), "--max_steps", "2", "--output_dir", str(tmp_path / "o"),
+    run_stage(["--config", str(config), "--max_steps", "2", "--output_dir", str(tmp_path / "o"),
                         "--use_cpu", "true", "--save_strategy", "no", "--max_eval_samples", "8"])  # fmt: skip
     results = json.loads((tmp_path / "o" / "all_results.json").read_text())
     assert results["eval_samples"] == 8
@@ -75,25 +78,3 @@ def test_tiny_teacher_tokenizer_knows_its_vocab(tiny_bert_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
     ids = tokenizer("a good movie")["input_ids"]
     assert tokenizer.unk_token_id not in ids and len(tokenizer) > 40
-
-
-def test_script_bad_tsv_exits_with_one_line_and_writes_nothing(tiny_bert_dir, tmp_path):
-    import subprocess
-    import sys
-
-    from .conftest import ROOT, write_tsv
-
-    data = tmp_path / "data"
-    write_tsv(data / "train.tsv", [("good", 1)])
-    (data / "dev.tsv").write_bytes(b"sentence\tlabel\nbad\t7\n")
-    out = tmp_path / "out"
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "recipes" / "train_teacher.py"), "--model_name_or_path", str(tiny_bert_dir),
-         "--data_dir", str(data), "--output_dir", str(out), "--use_cpu", "true"],
-        capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert result.returncode != 0
-    last = result.stderr.strip().splitlines()[-1]
-    assert last == f"train_teacher.py: error: {data / 'dev.tsv'}:2: label must be 0 or 1, got '7'"
-    assert "Traceback" not in result.stderr
-    assert not out.exists()

@@ -1,4 +1,4 @@
-"""`recipes/train_student.py` end to end on toy data: distil from a transfer set, the CE baseline, resuming."""
+"""`distil.student` end to end on toy data: distil from a transfer set, the CE baseline, caps, resuming."""
 
 from __future__ import annotations
 
@@ -10,10 +10,11 @@ import torch
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
 from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments, pipeline
 
+from distil import student
 from distil.configs import DataArguments, parse_args
 from distil.modeling_bilstm import BiLSTMForSequenceClassification
 
-from .conftest import ROOT, load_recipe, toy_rows
+from .conftest import ROOT, toy_rows
 
 TINY = ["--tokenizer", "word", "--embedding_size", "16", "--hidden_size", "8", "--classifier_hidden_size", "12"]
 FAST = ["--per_device_train_batch_size", "16", "--report_to", "none", "--logging_steps", "2", "--seed", "0"]
@@ -27,9 +28,9 @@ FEATURES = Features(
 )
 
 
-@pytest.fixture(scope="module")
-def recipe():
-    return load_recipe("train_student")
+def run_stage(args: list[str]):
+    """The stage as `recipes/train_student.py` calls it: parse a command line, call `train_student`."""
+    return student.train_student(*parse_args(student.StudentArguments, DataArguments, TrainingArguments, args=args))
 
 
 @pytest.fixture(scope="module")
@@ -58,9 +59,9 @@ def transfer_set(tmp_path_factory) -> Path:
     return d
 
 
-def test_distil_from_transfer_set(recipe, transfer_set, tmp_path):
+def test_distil_from_transfer_set(transfer_set, tmp_path):
     out = tmp_path / "student"
-    metrics = recipe.main(
+    metrics = run_stage(
         ["--transfer_set", str(transfer_set), "--output_dir", str(out), "--embedding_init", "random"]
         + ["--num_train_epochs", "2", "--learning_rate", "1e-2", "--eval_strategy", "epoch"]
         + TINY
@@ -83,9 +84,9 @@ def test_distil_from_transfer_set(recipe, transfer_set, tmp_path):
     assert {p["label"] for p in predictions} <= {"negative", "positive"}
 
 
-def test_cross_entropy_baseline_without_teacher(recipe, toy_data_dir, tmp_path):
+def test_cross_entropy_baseline_without_teacher(toy_data_dir, tmp_path):
     out = tmp_path / "baseline"
-    metrics = recipe.main(
+    metrics = run_stage(
         ["--data_dir", str(toy_data_dir), "--output_dir", str(out), "--embedding_init", "random"]
         + ["--num_train_epochs", "3", "--learning_rate", "1e-2"]
         + TINY
@@ -98,12 +99,12 @@ def test_cross_entropy_baseline_without_teacher(recipe, toy_data_dir, tmp_path):
     assert run_args["StudentArguments"]["transfer_set"] is None
 
     with pytest.raises(ValueError, match="transfer_set"):
-        recipe.main(["--data_dir", str(toy_data_dir), "--output_dir", str(tmp_path / "x"), "--loss", "mse"] + FAST)
+        run_stage(["--data_dir", str(toy_data_dir), "--output_dir", str(tmp_path / "x"), "--loss", "mse"] + FAST)
 
 
-def test_teacher_wordpiece_and_embeddings(recipe, transfer_set, tiny_bert_dir, tmp_path):
+def test_teacher_wordpiece_and_embeddings(transfer_set, tiny_bert_dir, tmp_path):
     out = tmp_path / "student"
-    recipe.main(
+    run_stage(
         ["--transfer_set", str(transfer_set), "--output_dir", str(out), "--max_steps", "2"]
         + ["--tokenizer", "teacher", "--teacher_model", str(tiny_bert_dir), "--embedding_init", "teacher"]
         + ["--hidden_size", "8", "--classifier_hidden_size", "12"]
@@ -118,7 +119,7 @@ def test_teacher_wordpiece_and_embeddings(recipe, transfer_set, tiny_bert_dir, t
 
     # a narrower student projects the teacher's embeddings onto their principal components
     out = tmp_path / "narrow"
-    recipe.main(
+    run_stage(
         ["--transfer_set", str(transfer_set), "--output_dir", str(out), "--max_steps", "1"]
         + ["--tokenizer", "word", "--teacher_model", str(tiny_bert_dir), "--embedding_init", "teacher"]
         + ["--embedding_size", "4", "--hidden_size", "8", "--classifier_hidden_size", "12"]
@@ -127,13 +128,13 @@ def test_teacher_wordpiece_and_embeddings(recipe, transfer_set, tiny_bert_dir, t
     assert AutoModelForSequenceClassification.from_pretrained(out).config.embedding_size == 4
 
 
-def test_resumes_from_the_last_checkpoint(recipe, transfer_set, tmp_path):
+def test_resumes_from_the_last_checkpoint(transfer_set, tmp_path):
     out = tmp_path / "student"
     args = ["--transfer_set", str(transfer_set), "--output_dir", str(out), "--embedding_init", "random"]
     args += ["--save_strategy", "steps", "--save_steps", "2"] + TINY + FAST
-    recipe.main(args + ["--max_steps", "2"])
+    run_stage(args + ["--max_steps", "2"])
     assert (out / "checkpoint-2").is_dir()
-    metrics = recipe.main(args + ["--max_steps", "4"])
+    metrics = run_stage(args + ["--max_steps", "4"])
     state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["global_step"] == 4
     # the second run only trained steps 3 and 4
@@ -141,18 +142,18 @@ def test_resumes_from_the_last_checkpoint(recipe, transfer_set, tmp_path):
     assert "eval_agreement" in metrics
 
 
-def test_defaults_are_the_measured_best(recipe):
+def test_defaults_are_the_measured_best():
     student_args, _, _ = parse_args(
-        recipe.StudentArguments, DataArguments, TrainingArguments, args=["--output_dir", "x"]
+        student.StudentArguments, DataArguments, TrainingArguments, args=["--output_dir", "x"]
     )
     assert student_args.tokenizer == "teacher" and student_args.embedding_init == "auto"
-    assert recipe.AUTO_EMBEDDING_INIT == "teacher"
+    assert student.AUTO_EMBEDDING_INIT == "teacher"
 
 
 @pytest.mark.parametrize("name", ["student", "baseline"])
-def test_configs_parse(recipe, name):
+def test_configs_parse(name):
     student_args, data_args, training_args = parse_args(
-        recipe.StudentArguments,
+        student.StudentArguments,
         DataArguments,
         TrainingArguments,
         args=["--config", str(ROOT / "configs" / "sst2" / f"{name}.yaml")],
@@ -164,3 +165,14 @@ def test_configs_parse(recipe, name):
     else:
         assert student_args.transfer_set is None and student_args.loss == "ce"
         assert data_args.data_dir == "../shared/data/sst2"
+
+
+def test_caps_mean_sentences_then_rows(transfer_set, tmp_path):
+    # max_train_samples counts SST-2 source sentences (idx), max_transfer_samples transfer-set rows
+    common = ["--transfer_set", str(transfer_set), "--embedding_init", "random", "--max_steps", "1"] + TINY + FAST
+    metrics = run_stage(common + ["--output_dir", str(tmp_path / "a"), "--max_train_samples", "10"])
+    assert metrics["train_samples"] == 20  # 10 sentences, each with its one augmented copy
+    metrics = run_stage(common + ["--output_dir", str(tmp_path / "b"), "--max_transfer_samples", "7"])
+    assert metrics["train_samples"] == 7
+    metrics = run_stage(common + ["--output_dir", str(tmp_path / "c"), "--max_eval_samples", "5"])
+    assert metrics["train_samples"] == 128 and metrics["eval_samples"] == 5

@@ -1,0 +1,33 @@
+"""What the stages share: the tail of a trainer stage (evaluate, save, record, push)."""
+
+from __future__ import annotations
+
+import logging
+
+from distil.metrics import add_perplexity
+from distil.utils import save_run_args
+
+logger = logging.getLogger("distil")
+
+
+def finish_training(trainer, eval_dataset, metrics: dict[str, float], *arg_objects, card_kwargs=None):
+    """Evaluate on `eval_dataset`, save the model and tokenizer, record the run's arguments, then the metrics, then
+    push.
+
+    `all_results.json` (the metrics) is written after the weights and `run_args.json`, so a stage whose folder holds it
+    has everything. Returns `metrics` with `eval_*`, `eval_perplexity` and `eval_samples` added.
+    """
+    output_dir = trainer.args.output_dir
+    eval_metrics = add_perplexity(trainer.evaluate(eval_dataset))
+    eval_metrics["eval_samples"] = len(eval_dataset)
+    metrics.update(eval_metrics)
+    trainer.log_metrics("eval", eval_metrics)
+
+    trainer.save_model(output_dir)
+    if trainer.is_world_process_zero():
+        save_run_args(output_dir, *arg_objects)
+    trainer.save_metrics("all", metrics)
+
+    if trainer.args.push_to_hub:
+        trainer.push_to_hub(**(card_kwargs or {}))
+    return metrics

