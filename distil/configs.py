@@ -92,6 +92,15 @@ class DistilArgumentParser(HfArgumentParser):
 
     raise_errors = False  # parse_mapping: raise ConfigError instead of printing usage and exiting
 
+    def __init__(self, dataclass_types, **kwargs):
+        super().__init__(dataclass_types, **kwargs)
+        # Without an accelerator the CPU is the only device: saying so up front lets several processes launched
+        # together form a gloo group (`TrainingArguments` creates the run's `PartialState` when it is built).
+        from distil.distributed import accelerator_available
+
+        if "use_cpu" in self.known_keys() and not accelerator_available():
+            self.set_defaults(use_cpu=True)
+
     def error(self, message: str):
         if self.raise_errors:
             raise ConfigError(message)

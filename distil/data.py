@@ -6,12 +6,14 @@ datasets cache, keyed by the files' SHA-256, so every later `Dataset.map` over t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
 from datasets import config as datasets_config
 
+from distil.distributed import main_process_first
 from distil.errors import TSVFormatError
 from distil.utils import atomic_directory
 
@@ -63,13 +65,14 @@ def read_glue_tsv(path: str) -> dict[str, list]:
     return {"sentence": sentences, "label": labels}
 
 
-def _sha256(paths: list[str]) -> str:
+@functools.lru_cache(maxsize=32)
+def _sha256(stats: tuple) -> str:
     h = hashlib.sha256()
-    for path in paths:
+    for path, _, _ in stats:
         with open(path, "rb") as f:
             for chunk in iter(lambda: f.read(1 << 20), b""):
                 h.update(chunk)
-    return h.hexdigest()
+    return h.hexdigest()[:16]
 
 
 def load_sst2_tsv(data_dir: str, cache_dir: str | None = None) -> DatasetDict:
@@ -79,15 +82,29 @@ def load_sst2_tsv(data_dir: str, cache_dir: str | None = None) -> DatasetDict:
         if not os.path.isfile(path):
             raise FileNotFoundError(f"{path}: not found (data_dir needs {', '.join(TSV_FILES.values())})")
     cache_root = cache_dir or datasets_config.HF_DATASETS_CACHE
-    target = os.path.join(str(cache_root), "distil_sst2_tsv", _sha256(list(paths.values()))[:16])
-    if os.path.isdir(target):
-        return load_from_disk(target)
-    splits = DatasetDict(
-        {split: Dataset.from_dict(read_glue_tsv(path), features=FEATURES) for split, path in paths.items()}
-    )
-    with atomic_directory(target) as tmp:  # an interrupted run never leaves a half-written cache
-        splits.save_to_disk(tmp)
+    target = os.path.join(str(cache_root), "distil_sst2_tsv", tsv_fingerprint(data_dir))
+    with main_process_first():  # the main process builds the cache; the others wait, then read it
+        if not os.path.isdir(target):
+            splits = DatasetDict(
+                {split: Dataset.from_dict(read_glue_tsv(path), features=FEATURES) for split, path in paths.items()}
+            )
+            with atomic_directory(target) as tmp:  # an interrupted run never leaves a half-written cache
+                splits.save_to_disk(tmp)
     return load_from_disk(target)
+
+
+def tsv_fingerprint(data_dir: str) -> str:
+    """SHA-256 (first 16 hex digits) of `data_dir`'s `train.tsv` and `dev.tsv`, memoized on their size and mtime."""
+    paths = [os.path.join(data_dir, name) for name in TSV_FILES.values()]
+    stats = tuple((p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths)
+    return _sha256(stats)
+
+
+def data_fingerprint(data_args) -> str:
+    """What a stage's SST-2 input is: the TSVs' hash, or the Hub dataset's name (and config)."""
+    if data_args.data_dir:
+        return "tsv:" + tsv_fingerprint(data_args.data_dir)
+    return f"hub:{data_args.dataset_name}:{data_args.dataset_config_name or ''}"
 
 
 def load_sst2_hub(

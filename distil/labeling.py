@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
+import logging
 import os
 
 import numpy as np
 import torch
-from datasets import Dataset, Features, List, Value
+from datasets import Dataset, Features, List, Value, concatenate_datasets
 from datasets.fingerprint import Hasher
 
 from distil.hub import resolve_model_path
@@ -131,28 +132,18 @@ class TeacherLabeler:
         return {"teacher_logits": out}
 
 
-def label_with_teacher(
+def labelling_map(
     dataset: Dataset,
     model,
     tokenizer=None,
     batch_size: int = 256,
     max_length: int = 128,
     text_column: str = "sentence",
-    chunk_size: int = 8192,
     device: str | torch.device | None = None,
     precision: str = "auto",
     seed: int = 0,
-    load_from_cache_file: bool | None = None,
-    desc: str = "Teacher logits",
-) -> Dataset:
-    """Add `teacher_logits` to `dataset` with a cached batched map.
-
-    `model` is a sequence classifier or a path (local directory, Hub id or `pkg://...`; a local directory loads only
-    on a cache miss). Each map batch of `chunk_size` rows is tokenized, sorted by length and run in batches of
-    `batch_size` under `torch.inference_mode`, with autocast per `precision`. The cache is keyed by the dataset,
-    the teacher's files or weights, the tokenizer, `max_length`, `text_column`, the autocast dtype and `seed` (which
-    initialises a missing classification head), not by `batch_size`.
-    """
+) -> tuple[TeacherLabeler, Features, str]:
+    """The labelling map for `dataset`: its function, output features and fingerprint (see `label_with_teacher`)."""
     from transformers import AutoConfig, AutoTokenizer
 
     if device is None:
@@ -194,6 +185,34 @@ def label_with_teacher(
         ]
     )
     features = Features({**dataset.features, "teacher_logits": List(Value("float32"), length=num_labels)})
+    return labeler, features, fingerprint
+
+
+def label_with_teacher(
+    dataset: Dataset,
+    model,
+    tokenizer=None,
+    batch_size: int = 256,
+    max_length: int = 128,
+    text_column: str = "sentence",
+    chunk_size: int = 8192,
+    device: str | torch.device | None = None,
+    precision: str = "auto",
+    seed: int = 0,
+    load_from_cache_file: bool | None = None,
+    desc: str = "Teacher logits",
+) -> Dataset:
+    """Add `teacher_logits` to `dataset` with a cached batched map.
+
+    `model` is a sequence classifier or a path (local directory, Hub id or `pkg://...`; a local directory loads only
+    on a cache miss). Each map batch of `chunk_size` rows is tokenized, sorted by length and run in batches of
+    `batch_size` under `torch.inference_mode`, with autocast per `precision`. The cache is keyed by the dataset,
+    the teacher's files or weights, the tokenizer, `max_length`, `text_column`, the autocast dtype and `seed` (which
+    initialises a missing classification head), not by `batch_size`.
+    """
+    labeler, features, fingerprint = labelling_map(
+        dataset, model, tokenizer, batch_size, max_length, text_column, device, precision, seed
+    )
     return dataset.map(
         labeler,
         batched=True,
@@ -203,6 +222,70 @@ def label_with_teacher(
         load_from_cache_file=load_from_cache_file,
         desc=desc,
     )
+
+
+def shard_ranges(num_rows: int, shard_rows: int) -> list[range]:
+    """Contiguous row ranges of at most `shard_rows` rows covering `range(num_rows)` (one empty range for no rows)."""
+    if shard_rows < 1:
+        raise ValueError(f"shard_rows must be >= 1, got {shard_rows}")
+    return [range(start, min(start + shard_rows, num_rows)) for start in range(0, num_rows, shard_rows)] or [range(0)]
+
+
+def rank_shards(num_shards: int, process_index: int, num_processes: int) -> range:
+    """The contiguous block of shard numbers that process `process_index` of `num_processes` labels."""
+    return range(num_shards * process_index // num_processes, num_shards * (process_index + 1) // num_processes)
+
+
+def label_in_shards(
+    dataset: Dataset,
+    model,
+    shard_rows: int = 50_000,
+    process_index: int = 0,
+    num_processes: int = 1,
+    wait_for_everyone=None,
+    desc: str = "Teacher logits",
+    **label_kwargs,
+) -> Dataset:
+    """`label_with_teacher` over contiguous shards of `shard_rows` rows, each a cached map of its own.
+
+    Process `process_index` of `num_processes` labels its own contiguous block of shards; after
+    `wait_for_everyone()` every process reads all shards back from the cache (without loading the teacher) and
+    concatenates them in row order. A run killed part-way keeps the shards it finished, so the next run labels only
+    the rest. Shard boundaries depend on `shard_rows` alone, so the result is the same for any number of processes.
+    A dataset held in memory has no cache to share: every process then labels all of it.
+    """
+    logger = logging.getLogger("distil")
+    if not dataset.cache_files:
+        return label_with_teacher(dataset, model, desc=desc, **label_kwargs)
+    shards = [dataset.select(rows) for rows in shard_ranges(len(dataset), shard_rows)]
+    mine = rank_shards(len(shards), process_index, num_processes)
+    for i in mine:
+        cached = is_labelled(shards[i], model, **label_kwargs)
+        logger.info("%s: shard %d/%d (%d rows) %s", desc, i + 1, len(shards), len(shards[i]),
+                    "from cache" if cached else "labelling")  # fmt: skip
+        label_with_teacher(shards[i], model, desc=f"{desc} {i + 1}/{len(shards)}", **label_kwargs)
+    if wait_for_everyone is not None:
+        wait_for_everyone()
+    labelled = []
+    for i, shard in enumerate(shards):
+        if i not in mine and not is_labelled(shard, model, **label_kwargs):
+            raise RuntimeError(f"{desc}: shard {i + 1}/{len(shards)} was not labelled by its process")
+        labelled.append(label_with_teacher(shard, model, desc=f"{desc} {i + 1}/{len(shards)}", **label_kwargs))
+    return concatenate_datasets(labelled) if len(labelled) > 1 else labelled[0]
+
+
+def is_labelled(dataset: Dataset, model, **label_kwargs) -> bool:
+    """Whether `label_with_teacher(dataset, model, **label_kwargs)` would be a cache hit."""
+    keys = ("tokenizer", "batch_size", "max_length", "text_column", "device", "precision", "seed")
+    _, _, fingerprint = labelling_map(dataset, model, **{k: v for k, v in label_kwargs.items() if k in keys})
+    return bool(dataset.cache_files) and os.path.exists(dataset._get_cache_file_path(fingerprint))
+
+
+def free_teachers() -> None:
+    """Drop every teacher this process loaded for labelling (and the GPU memory it held)."""
+    _TEACHERS.clear()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def export_tsv(dataset: Dataset, path: str, text_column: str = "sentence", logits_column: str = "teacher_logits"):

@@ -197,8 +197,11 @@ class BiLSTMModel(BiLSTMPreTrainedModel):
             embedded = self.embeddings(input_ids, attention_mask)
         else:
             embedded = self.embeddings(input_ids)
-        packed = pack_padded_sequence(embedded, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        packed_out, _ = self.lstm(packed)
+        # The LSTM runs in fp32 even inside an autocast region: CUDA autocast would run cuDNN's LSTM in fp16 whatever
+        # dtype was asked for (bf16 included), without loss scaling. Its weights stay fp32 (the master weights).
+        with torch.autocast(device_type=embedded.device.type, enabled=False):
+            packed = pack_padded_sequence(embedded.float(), lengths.cpu(), batch_first=True, enforce_sorted=False)
+            packed_out, _ = self.lstm(packed)
         sequence_output, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=seq_len)
         sequence_output = sequence_output.view(batch_size, seq_len, 2, self.config.hidden_size)
         last = (lengths - 1).view(batch_size, 1, 1).expand(batch_size, 1, self.config.hidden_size)

@@ -62,6 +62,17 @@ class PipelineArguments:
     student_overrides: dict | str | None = field(
         default=None, metadata={"help": "Extra `key: value` arguments for the student stage (YAML mapping or JSON)."}
     )
+    on_stale: str = field(
+        default="rebuild",
+        metadata={
+            "help": "A stage whose output was built from other settings or inputs: `rebuild` it (and the stages "
+            "after it), or stop with an `error` naming what changed.",
+            "choices": ["rebuild", "error"],
+        },
+    )
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "Start every stage fresh: delete their outputs first."}
+    )
     eval_batch_size: int = field(default=128, metadata={"help": "Batch size of the final teacher/student evaluation."})
     push_to_hub: bool = field(default=False, metadata={"help": "Push the student (and its card) to the Hub."})
     hub_model_id: str | None = field(
@@ -85,14 +96,6 @@ class PipelineArguments:
         return {name: os.path.join(self.output_dir, name) for name in ("teacher", "transfer_set", "student")}
 
 
-def stage_done(path: str) -> bool:
-    """A stage is done when its output holds what it writes last (trainer stages: `all_results.json`; the transfer
-    set: `dataset_dict.json`, swapped in whole)."""
-    return os.path.isfile(os.path.join(path, "all_results.json")) or os.path.isfile(
-        os.path.join(path, "dataset_dict.json")
-    )
-
-
 def stage_arguments(pipe: PipelineArguments, stage: str, output_dir: str, **extra) -> tuple:
     """One stage's argument dataclasses: its YAML config, then the pipeline's shared settings, then `extra`, then the
     stage's overrides (each later layer wins). A key no dataclass of the stage knows is an error naming its source."""
@@ -108,6 +111,8 @@ def stage_arguments(pipe: PipelineArguments, stage: str, output_dir: str, **extr
         "seed": pipe.seed,
         "n_iter": pipe.n_iter,
         "use_cpu": pipe.use_cpu or None,
+        "on_stale": pipe.on_stale,
+        "overwrite_output_dir": pipe.overwrite_output_dir or None,
     }
     known = {f.name for dtype in dataclass_types for f in dataclasses.fields(dtype)}
     shared = {k: v for k, v in shared.items() if v is not None and k in known}
@@ -125,22 +130,29 @@ def stage_dataclasses(stage: str) -> tuple:
 
     from distil.augment import AugmentationArguments
     from distil.configs import DataArguments
+    from distil.stage import StageArguments
     from distil.student import StudentArguments
     from distil.teacher import TeacherArguments
     from distil.transfer_set import TransferSetArguments
 
     return {
-        "teacher": (TeacherArguments, DataArguments, TrainingArguments),
-        "augment": (TransferSetArguments, AugmentationArguments, DataArguments),
-        "student": (StudentArguments, DataArguments, TrainingArguments),
+        "teacher": (TeacherArguments, DataArguments, TrainingArguments, StageArguments),
+        "augment": (TransferSetArguments, AugmentationArguments, DataArguments, StageArguments),
+        "student": (StudentArguments, DataArguments, TrainingArguments, StageArguments),
     }[stage]
 
 
 def run_pipeline(pipe: PipelineArguments, command: str | None = None) -> dict[str, dict[str, float]]:
-    """Teacher -> transfer set -> student (each stage skipped when its output is done), then the teacher-vs-student
-    report and the push. Every stage's arguments are built and checked before any stage runs."""
+    """Teacher -> transfer set -> student, then the teacher-vs-student report and the push.
+
+    Every stage's arguments are built and checked before any stage runs. Each stage skips itself when its output
+    was built from the same settings and inputs, and rebuilds it (or stops, `on_stale: error`) when not; a rebuilt
+    stage changes the inputs of the stages after it, so they are rebuilt too. The main process writes the report and
+    pushes; the others wait and return the same results.
+    """
     from transformers import set_seed
 
+    from distil.distributed import is_main_process, wait_for_everyone
     from distil.student import train_student
     from distil.teacher import train_teacher
     from distil.transfer_set import build_transfer_set
@@ -155,24 +167,28 @@ def run_pipeline(pipe: PipelineArguments, command: str | None = None) -> dict[st
     )
 
     # Teacher
-    if teacher_args is not None and not stage_done(dirs["teacher"]):
+    if teacher_args is not None:
         train_teacher(*teacher_args)
 
     # Transfer set
-    if not stage_done(dirs["transfer_set"]):
-        build_transfer_set(*transfer_args, command=command)
+    build_transfer_set(*transfer_args, command=command)
 
     # Student
-    if not stage_done(dirs["student"]):
-        train_student(*student_args)
+    train_student(*student_args)
 
-    # Evaluate and report
-    results = evaluate_models(pipe, transfer_args[2], {"teacher": teacher, "student": dirs["student"]})
-    write_report(pipe.output_dir, results)
+    # Evaluate and report (main process), then everyone reads the report
+    report = os.path.join(pipe.output_dir, "all_results.json")
+    if is_main_process():
+        results = evaluate_models(pipe, transfer_args[2], {"teacher": teacher, "student": dirs["student"]})
+        write_report(pipe.output_dir, results)
+    wait_for_everyone()
+    with open(report, encoding="utf-8") as f:
+        results = json.load(f)
 
-    # Push
-    if pipe.push_to_hub:
+    # Push (main process)
+    if pipe.push_to_hub and is_main_process():
         push_student(dirs["student"], pipe.hub_model_id, pipe.output_dir)
+    wait_for_everyone()
     return results
 
 
@@ -219,15 +235,18 @@ def results_table(results: dict[str, dict[str, float]]) -> str:
 
 
 def write_report(output_dir: str, results: dict[str, dict[str, float]]) -> None:
-    """`all_results.json` and `results.md` under `output_dir` (each written to a temp file, then renamed)."""
+    """`results.md`, then `all_results.json` under `output_dir` (each written to a temp file, then renamed)."""
+    import logging
+
     from distil.utils import atomic_write
 
     for name, text in (
-        ("all_results.json", json.dumps(results, indent=2, sort_keys=True)),
         ("results.md", results_table(results)),
+        ("all_results.json", json.dumps(results, indent=2, sort_keys=True)),
     ):
         with atomic_write(os.path.join(output_dir, name)) as f:
             f.write(text)
+    logging.getLogger("distil").info("Wrote the report to %s", output_dir)
 
 
 def push_student(student_dir: str, repo_id: str, output_dir: str) -> str:

@@ -15,14 +15,24 @@ from dataclasses import dataclass, field
 import numpy as np
 from datasets import DatasetDict, load_from_disk
 from transformers import AutoTokenizer, TrainingArguments, set_seed
-from transformers.trainer_utils import get_last_checkpoint
 
 from distil.configs import DataArguments, apply_lr_schedule
-from distil.data import LABEL_NAMES, load_sst2_from_args
+from distil.data import LABEL_NAMES, data_fingerprint, load_sst2_from_args
 from distil.errors import ConfigError
 from distil.hub import resolve_model_path
 from distil.modeling_bilstm import BiLSTMConfig, BiLSTMForSequenceClassification
-from distil.stage import finish_training
+from distil.stage import (
+    Signature,
+    StageArguments,
+    StageOutput,
+    dataset_dir_fingerprint,
+    file_fingerprint,
+    finish_training,
+    log_precision,
+    model_fingerprint,
+    read_metrics,
+    settings_of,
+)
 from distil.tokenization import (
     MASK_TOKEN,
     build_word_tokenizer,
@@ -215,10 +225,34 @@ def initial_embeddings(student_args: StudentArguments, tokenizer, seed: int):
     return matrix, method
 
 
-def train_student(
+def student_signature(
     student_args: StudentArguments, data_args: DataArguments, training_args: TrainingArguments
+) -> Signature:
+    """What a student is built from: its settings, the transfer set (or SST-2), the teacher whose tokenizer or
+    embeddings it starts from, and the word-vectors file."""
+    inputs = {}
+    if student_args.transfer_set:
+        inputs["transfer_set"] = dataset_dir_fingerprint(student_args.transfer_set)
+    else:
+        inputs["data"] = data_fingerprint(data_args)
+    if student_args.tokenizer == "teacher" or student_args.embedding_init in ("teacher", "auto"):
+        inputs["teacher"] = model_fingerprint(student_args.teacher_model) or "none"
+    if student_args.word_vectors:
+        inputs["word_vectors"] = file_fingerprint(student_args.word_vectors)
+    return Signature("student", settings_of(student_args, data_args, training_args), inputs)
+
+
+def train_student(
+    student_args: StudentArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+    stage_args: StageArguments | None = None,
 ) -> dict[str, float]:
-    """Train the student (or the baseline), evaluate, save to `training_args.output_dir`; returns the metrics."""
+    """Train the student (or the baseline), evaluate, save to `training_args.output_dir`; returns the metrics.
+
+    A finished student of the same signature is not retrained (its metrics are returned); an interrupted one resumes
+    from its last checkpoint of the same signature.
+    """
     apply_lr_schedule(training_args, student_args.lr_schedule, student_args.epochs_per_cycle)
     loss_type = student_args.loss or ("mse" if student_args.transfer_set else "ce")
     if student_args.transfer_set is None and loss_type != "ce":
@@ -227,16 +261,22 @@ def train_student(
     set_seed(training_args.seed)
     setup_logging(training_args.get_process_log_level())
     logger.info("Student arguments %s", student_args)
+    log_precision("student", training_args, lstm="fp32 LSTM")
+
+    output = StageOutput(
+        training_args.output_dir, student_signature(student_args, data_args, training_args), stage_args
+    )
+    if output.check():
+        return read_metrics(training_args.output_dir)
 
     # `eval_strategy` other than "no" turns `do_eval` on, so only `--do_eval` alone (no eval_strategy) means eval-only.
     train = training_args.do_train or not training_args.do_eval or training_args.eval_strategy != "no"
 
-    # Resume from the last checkpoint in output_dir (or the one asked for), with the tokenizer saved there.
-    checkpoint = training_args.resume_from_checkpoint
-    if checkpoint is None and train and os.path.isdir(training_args.output_dir):
-        checkpoint = get_last_checkpoint(training_args.output_dir)
-        if checkpoint is not None:
-            logger.info("Resuming from %s", checkpoint)
+    # Resume from the last checkpoint of this signature (or the one asked for), with the tokenizer saved there.
+    output.start()
+    checkpoint = training_args.resume_from_checkpoint or (output.last_checkpoint() if train else None)
+    if checkpoint is not None:
+        logger.info("Resuming from %s", checkpoint)
 
     # Data
     splits = load_splits(student_args, data_args)
@@ -310,6 +350,7 @@ def train_student(
         trainer,
         splits["validation"],
         metrics,
+        output,
         student_args,
         data_args,
         training_args,

@@ -12,10 +12,19 @@ from dataclasses import dataclass, field
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments, set_seed
 
 from distil.configs import DataArguments, apply_lr_schedule
-from distil.data import LABEL_NAMES, load_sst2_from_args, tokenize_splits
+from distil.data import LABEL_NAMES, data_fingerprint, load_sst2_from_args, tokenize_splits
 from distil.hub import resolve_model_path
 from distil.metrics import compute_classification_metrics
-from distil.stage import finish_training
+from distil.stage import (
+    Signature,
+    StageArguments,
+    StageOutput,
+    finish_training,
+    log_precision,
+    model_fingerprint,
+    read_metrics,
+    settings_of,
+)
 from distil.utils import setup_logging
 
 logger = logging.getLogger("distil")
@@ -47,14 +56,39 @@ class TeacherArguments:
     )
 
 
-def train_teacher(
+def teacher_signature(
     teacher_args: TeacherArguments, data_args: DataArguments, training_args: TrainingArguments
+) -> Signature:
+    """What a teacher is built from: its settings, the SST-2 files and the pretrained model's files."""
+    return Signature(
+        "teacher",
+        settings_of(teacher_args, data_args, training_args),
+        {"data": data_fingerprint(data_args), "model": model_fingerprint(teacher_args.model_name_or_path)},
+    )
+
+
+def train_teacher(
+    teacher_args: TeacherArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+    stage_args: StageArguments | None = None,
 ) -> dict[str, float]:
-    """Fine-tune, evaluate on SST-2 validation, save to `training_args.output_dir`; returns the metrics."""
+    """Fine-tune, evaluate on SST-2 validation, save to `training_args.output_dir`; returns the metrics.
+
+    A finished teacher of the same signature is not retrained (its metrics are returned); an interrupted one resumes
+    from its last checkpoint of the same signature.
+    """
     apply_lr_schedule(training_args, teacher_args.lr_schedule, teacher_args.epochs_per_cycle)
     set_seed(training_args.seed)
     setup_logging(training_args.get_process_log_level())
     logger.info("Teacher arguments %s", teacher_args)
+    log_precision("teacher", training_args)
+
+    output = StageOutput(
+        training_args.output_dir, teacher_signature(teacher_args, data_args, training_args), stage_args
+    )
+    if output.check():
+        return read_metrics(training_args.output_dir)
 
     # Data
     raw = load_sst2_from_args(data_args)
@@ -73,7 +107,11 @@ def train_teacher(
     with training_args.main_process_first(desc="tokenizing"):
         splits = tokenize_splits(raw, tokenizer, data_args.max_seq_length)
 
-    # Train
+    # Train (from the last checkpoint of this signature, if an earlier run was interrupted)
+    output.start()
+    checkpoint = training_args.resume_from_checkpoint or output.last_checkpoint()
+    if checkpoint:
+        logger.info("Resuming from %s", checkpoint)
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -82,7 +120,7 @@ def train_teacher(
         processing_class=tokenizer,
         compute_metrics=compute_classification_metrics,
     )
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
     metrics = {**train_result.metrics, "train_samples": len(splits["train"])}
 
     # Evaluate, save, push
@@ -90,6 +128,7 @@ def train_teacher(
         trainer,
         splits["validation"],
         metrics,
+        output,
         teacher_args,
         data_args,
         training_args,

@@ -13,15 +13,22 @@ import time
 from dataclasses import dataclass, field
 
 import datasets
-from accelerate import PartialState
 from transformers import AutoTokenizer, set_seed
 
-from distil.augment import AugmentationArguments, check_spacy_model, normalize_dataset, tag_and_augment
+from distil.augment import (
+    AugmentationArguments,
+    check_spacy_model,
+    normalize_dataset,
+    spacy_model_version,
+    tag_and_augment,
+)
 from distil.configs import DataArguments
-from distil.data import load_sst2_from_args
+from distil.data import data_fingerprint, load_sst2_from_args
+from distil.distributed import process_state
 from distil.errors import ConfigError
 from distil.hub import resolve_model_path
-from distil.labeling import export_tsv, label_with_teacher
+from distil.labeling import export_tsv, free_teachers, label_in_shards, resolve_autocast
+from distil.stage import Signature, StageArguments, StageOutput, model_fingerprint, settings_of
 from distil.utils import atomic_directory, save_run_args, setup_logging
 
 logger = logging.getLogger("distil")
@@ -59,6 +66,13 @@ class TransferSetArguments:
     label_chunk_size: int = field(
         default=8192, metadata={"help": "Rows per map batch of the labelling job; sorted by length within."}
     )
+    label_shard_rows: int = field(
+        default=50_000,
+        metadata={
+            "help": "Rows per labelling shard: each is cached on its own (a killed run keeps the shards it finished) "
+            "and processes label contiguous blocks of shards. The result does not depend on it."
+        },
+    )
     precision: str = field(
         default="auto",
         metadata={
@@ -81,7 +95,7 @@ class TransferSetArguments:
         for name, low in (("seed", 0), ("map_batch_size", 1), ("tag_batch_size", 1)):
             if getattr(self, name) < low:
                 raise ConfigError(f"{name}: must be >= {low}, got {getattr(self, name)}")
-        for name in ("label_batch_size", "label_chunk_size"):
+        for name in ("label_batch_size", "label_chunk_size", "label_shard_rows"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
         if self.num_proc is not None and self.num_proc < 1:
@@ -90,28 +104,47 @@ class TransferSetArguments:
             raise ConfigError("hub_dataset_id: required with --push_to_hub")
 
 
+def transfer_set_signature(
+    args: TransferSetArguments, rules: AugmentationArguments, data_args: DataArguments
+) -> Signature:
+    """What a transfer set is built from: the rules and settings, the SST-2 files, the teacher and the tagger."""
+    inputs = {"data": data_fingerprint(data_args), "teacher": model_fingerprint(args.teacher_model)}
+    if not args.no_augment:
+        inputs["spacy_model"] = f"{args.spacy_model}:{spacy_model_version(args.spacy_model)}"
+    return Signature("transfer_set", settings_of(args, rules, data_args), inputs)
+
+
 def build_transfer_set(
     args: TransferSetArguments,
     rules: AugmentationArguments,
     data_args: DataArguments,
+    stage_args: StageArguments | None = None,
     command: str | None = None,
 ) -> datasets.DatasetDict:
-    """Tag, augment and label SST-2 train (and label validation); save to `args.output_dir`; returns the splits."""
+    """Tag, augment and label SST-2 train (and label validation); save to `args.output_dir`; returns the splits.
+
+    Under several processes the main process tags and augments (the others read its cache), every process labels
+    its own contiguous shards, and the main process saves while the others wait. A finished transfer set of the same
+    signature is loaded, not rebuilt; a killed run keeps the labelled shards it finished.
+    """
     set_seed(args.seed)
     setup_logging(logging.INFO, library_level=logging.WARNING)
-    state = PartialState()
+    state = process_state()
     logger.info("Transfer-set arguments %s, rules %s", args, rules)
 
     # Inputs: fail before any work, with one line naming the field
     teacher_path, mask_token = check_teacher(args.teacher_model, need_mask=not args.no_augment)
     if not args.no_augment:
         check_spacy_model(args.spacy_model)
+    output = StageOutput(args.output_dir, transfer_set_signature(args, rules, data_args), stage_args)
+    if output.check():
+        return datasets.load_from_disk(args.output_dir)
 
     # Data
     raw = load_sst2_from_args(data_args, cache_dir=args.cache_dir)
     logger.info("SST-2: %s", {split: len(ds) for split, ds in raw.items()})
 
-    # Transfer set, then teacher logits (other ranks wait and then load the cache)
+    # Transfer set: the main process tags and augments, the others then read its cache
     start = time.perf_counter()
     with state.main_process_first():
         if args.no_augment:
@@ -128,31 +161,42 @@ def build_transfer_set(
                 map_batch_size=args.map_batch_size,
                 num_proc=args.num_proc,
             )
-        logger.info(
-            "Transfer set: %d rows from %d (%.1fs)", len(train), len(raw["train"]), time.perf_counter() - start
-        )
-        label_kwargs = dict(
-            model=teacher_path,
-            batch_size=args.label_batch_size,
-            max_length=data_args.max_seq_length,
-            chunk_size=args.label_chunk_size,
-            device=state.device,
-            precision=args.precision,
-            seed=args.seed,
-        )
-        splits = datasets.DatasetDict(
-            train=label_with_teacher(train, **label_kwargs),
-            validation=label_with_teacher(normalize_dataset(raw["validation"]), **label_kwargs),
-        )
-    logger.info("Labelled %s (%.1fs)", {s: len(ds) for s, ds in splits.items()}, time.perf_counter() - start)
+        validation = normalize_dataset(raw["validation"])
+    logger.info("Transfer set: %d rows from %d (%.1fs)", len(train), len(raw["train"]), time.perf_counter() - start)
 
-    # Save
+    # Teacher logits: every process labels its own shards, then reads all of them back
+    start = time.perf_counter()
+    autocast = resolve_autocast(state.device, args.precision)
+    logger.info("Labelling with %s on %s, precision %s, %d process(es)", args.teacher_model, state.device,
+                "fp32" if autocast is None else f"{autocast} autocast", state.num_processes)  # fmt: skip
+    label_kwargs = dict(
+        shard_rows=args.label_shard_rows,
+        process_index=state.process_index,
+        num_processes=state.num_processes,
+        wait_for_everyone=state.wait_for_everyone,
+        batch_size=args.label_batch_size,
+        max_length=data_args.max_seq_length,
+        chunk_size=args.label_chunk_size,
+        device=state.device,
+        precision=args.precision,
+        seed=args.seed,
+    )
+    splits = datasets.DatasetDict(
+        train=label_in_shards(train, teacher_path, desc="Teacher logits (train)", **label_kwargs),
+        validation=label_in_shards(validation, teacher_path, desc="Teacher logits (validation)", **label_kwargs),
+    )
+    free_teachers()
+    seconds = time.perf_counter() - start
+    rows = sum(len(ds) for ds in splits.values())
+    logger.info(
+        "Labelled %s in %.1fs (%.0f rows/s)", {s: len(ds) for s, ds in splits.items()}, seconds, rows / seconds
+    )
+
+    # Save: the main process writes, stage.json last; the others wait
     if state.is_main_process:
-        save_atomically(splits, args.output_dir, args, rules, data_args)
-        logger.info("Saved to %s", args.output_dir)
-        if args.export_tsv:
-            n = export_tsv(splits["train"], args.export_tsv)
-            logger.info("Wrote %d rows to %s", n, args.export_tsv)
+        save_atomically(splits, args.output_dir, output, args, rules, data_args)
+        logger.info("Saved transfer_set to %s", args.output_dir)
+    state.wait_for_everyone()
 
     # Push
     if args.push_to_hub and state.is_main_process:
@@ -173,11 +217,18 @@ def check_teacher(name: str, need_mask: bool = True) -> tuple[str, str | None]:
     return path, tokenizer.mask_token
 
 
-def save_atomically(splits: datasets.DatasetDict, output_dir: str, *arg_objects) -> None:
-    """`save_to_disk` (and the run's arguments) into a temporary sibling, then swap it in."""
+def save_atomically(
+    splits: datasets.DatasetDict, output_dir: str, output: StageOutput, args: TransferSetArguments, *arg_objects
+) -> None:
+    """`save_to_disk`, the run's arguments, the TSV export (when asked) and `stage.json` (last) into a temporary
+    sibling, then swap it in whole: an interrupted save leaves the earlier output (or none), never a partial one."""
     with atomic_directory(output_dir) as tmp:
         splits.save_to_disk(tmp)
-        save_run_args(tmp, *arg_objects)
+        save_run_args(tmp, args, *arg_objects)
+        if args.export_tsv:
+            n = export_tsv(splits["train"], args.export_tsv)
+            logger.info("Wrote %d rows to %s", n, args.export_tsv)
+        output.mark_done(tmp)
 
 
 def dataset_card(

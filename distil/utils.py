@@ -9,6 +9,7 @@ import logging
 import os
 import shutil
 import sys
+import uuid
 
 import datasets
 import transformers
@@ -33,11 +34,23 @@ def setup_logging(level: int = logging.INFO, library_level: int | None = None) -
     return logger
 
 
+def unique_suffix() -> str:
+    """A suffix for temporary names that no other process or call uses: pid and random bits."""
+    return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+def write_json(path: str, payload, **kwargs) -> None:
+    """`json.dump` to `path`, write-then-rename."""
+    with atomic_write(path) as f:
+        json.dump(payload, f, **{"indent": 2, "sort_keys": True, "default": str, **kwargs})
+
+
 @contextlib.contextmanager
 def atomic_write(path: str):
-    """Open `path + ".tmp"` for writing and rename it over `path` on success; on error remove it, leave `path`."""
+    """Open a temporary sibling of `path` for writing and rename it over `path` on success; on error remove it and
+    leave `path` as it was. The temporary name is unique to the process and call, so ranks never collide."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = path + ".tmp"
+    tmp = f"{path}.tmp-{unique_suffix()}"
     try:
         with open(tmp, "w", encoding="utf-8") as f:
             yield f
@@ -56,7 +69,8 @@ def atomic_directory(output_dir: str):
     output_dir = os.path.abspath(output_dir)
     parent, name = os.path.split(output_dir)
     os.makedirs(parent, exist_ok=True)
-    tmp, old = os.path.join(parent, f".{name}.tmp-{os.getpid()}"), os.path.join(parent, f".{name}.old-{os.getpid()}")
+    suffix = unique_suffix()
+    tmp, old = os.path.join(parent, f".{name}.tmp-{suffix}"), os.path.join(parent, f".{name}.old-{suffix}")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
         yield tmp
@@ -76,6 +90,5 @@ def save_run_args(output_dir: str, *arg_objects, filename: str = "run_args.json"
         values = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
         payload[type(obj).__name__] = values
     path = os.path.join(output_dir, filename)
-    with atomic_write(path) as f:
-        json.dump(payload, f, indent=2, sort_keys=True, default=str)
+    write_json(path, payload)
     return path

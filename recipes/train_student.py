@@ -17,12 +17,12 @@ sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
 from transformers import TrainingArguments
 
 from distil.configs import DataArguments, parse_args, run_recipe
+from distil.stage import StageArguments
 from distil.student import StudentArguments, train_student
 
 
 def main(args: list[str] | None = None) -> dict[str, float]:
-    student_args, data_args, training_args = parse_args(StudentArguments, DataArguments, TrainingArguments, args=args)
-    return train_student(student_args, data_args, training_args)
+    return train_student(*parse_args(StudentArguments, DataArguments, TrainingArguments, StageArguments, args=args))
 
 
 if __name__ == "__main__":

@@ -199,3 +199,29 @@ def test_loads_with_remote_code_where_distil_is_not_installed(tmp_path):
     for prediction in out["pipeline"]:
         assert prediction["label"] in {"negative", "positive"}
         assert 0.5 <= prediction["score"] <= 1.0
+
+
+def test_lstm_runs_in_fp32_under_bf16_autocast():
+    """CPU check of the autocast guard. This machine has no GPU, so the CUDA case (where cuDNN would otherwise run
+    the LSTM in fp16 whatever dtype autocast was asked for) is not exercised here; the guard is the same code."""
+    torch.manual_seed(0)
+    model = BiLSTMForSequenceClassification(
+        BiLSTMConfig(vocab_size=30, embedding_size=8, hidden_size=6, classifier_hidden_size=5)
+    ).eval()
+    seen = {}
+
+    def record(module, inputs, output):
+        packed = inputs[0]
+        seen["input"], seen["output"] = packed.data.dtype, output[0].data.dtype
+        seen["weight"] = module.weight_ih_l0.dtype
+        seen["autocast"] = torch.is_autocast_enabled("cpu")  # CPU autocast happens to leave LSTMs alone: check both
+
+    model.bilstm.lstm.register_forward_hook(record)
+    input_ids = torch.tensor([[3, 4, 5, 6], [7, 8, 0, 0]])
+    attention_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    assert seen == {"input": torch.float32, "output": torch.float32, "weight": torch.float32, "autocast": False}
+    assert logits.dtype == torch.bfloat16  # the classifier still runs under autocast
+    reference = model(input_ids=input_ids, attention_mask=attention_mask).logits
+    assert torch.allclose(logits.float(), reference, atol=0.05)

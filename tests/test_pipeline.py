@@ -89,11 +89,15 @@ def test_quick_trial_end_to_end_then_resume(tiny_bert_dir, toy_data_dir, tmp_pat
 def test_stage_arguments_layers(tmp_path, tiny_bert_dir, toy_data_dir):
     (pipe,) = parse_args(PipelineArguments, args=_configs(tmp_path, tiny_bert_dir, toy_data_dir) + ["--seed", "7"])
     pipe.augment_overrides = {"p_mask": 0.3}
-    transfer_args, rules, data_args = stage_arguments(pipe, "augment", str(tmp_path / "t"), teacher_model="x")
+    pipe.on_stale = "error"
+    transfer_args, rules, data_args, stage_args = stage_arguments(
+        pipe, "augment", str(tmp_path / "t"), teacher_model="x"
+    )
+    assert stage_args.on_stale == "error"
     assert (rules.n_iter, rules.p_mask) == (5, 0.3)  # the YAML file, then the override
     assert transfer_args.seed == 7 and transfer_args.teacher_model == "x"
     assert transfer_args.output_dir == str(tmp_path / "t") and data_args.data_dir == str(toy_data_dir)
-    _, _, training_args = stage_arguments(pipe, "student", str(tmp_path / "s"))
+    _, _, training_args, _ = stage_arguments(pipe, "student", str(tmp_path / "s"))
     assert training_args.seed == 7 and training_args.use_cpu and training_args.learning_rate == 1e-2
 
 

@@ -13,6 +13,7 @@ from transformers import AutoModel, AutoModelForSequenceClassification, AutoToke
 from distil import student
 from distil.configs import DataArguments, parse_args
 from distil.modeling_bilstm import BiLSTMForSequenceClassification
+from distil.stage import StageArguments
 
 from .conftest import ROOT, toy_rows
 
@@ -30,7 +31,9 @@ FEATURES = Features(
 
 def run_stage(args: list[str]):
     """The stage as `recipes/train_student.py` calls it: parse a command line, call `train_student`."""
-    return student.train_student(*parse_args(student.StudentArguments, DataArguments, TrainingArguments, args=args))
+    return student.train_student(
+        *parse_args(student.StudentArguments, DataArguments, TrainingArguments, StageArguments, args=args)
+    )
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,13 @@ import pytest
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
 
 from distil.configs import DataArguments, parse_args
+from distil.stage import StageArguments
 from distil.teacher import TeacherArguments, train_teacher
 
 
 def run_stage(args: list[str]):
     """The stage as `recipes/train_teacher.py` calls it: parse a command line, call `train_teacher`."""
-    return train_teacher(*parse_args(TeacherArguments, DataArguments, TrainingArguments, args=args))
+    return train_teacher(*parse_args(TeacherArguments, DataArguments, TrainingArguments, StageArguments, args=args))
 
 
 def _run(tiny_bert_dir, toy_data_dir, out, *extra):

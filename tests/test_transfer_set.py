@@ -14,6 +14,7 @@ import distil.labeling as labeling
 from distil.augment import AugmentationArguments
 from distil.configs import ConfigError, DataArguments, parse_args
 from distil.data import LABEL_NAMES, read_glue_tsv
+from distil.stage import Signature, StageArguments, StageOutput, is_done
 from distil.transfer_set import TransferSetArguments, build_transfer_set, dataset_card, save_atomically
 
 from .conftest import toy_rows, write_tsv
@@ -21,7 +22,9 @@ from .conftest import toy_rows, write_tsv
 
 def run_stage(args: list[str]):
     """The stage as `recipes/augment.py` calls it: parse a command line, call `build_transfer_set`."""
-    return build_transfer_set(*parse_args(TransferSetArguments, AugmentationArguments, DataArguments, args=args))
+    return build_transfer_set(
+        *parse_args(TransferSetArguments, AugmentationArguments, DataArguments, StageArguments, args=args)
+    )
 
 
 def _args(toy_data_dir, tiny_bert_dir, out, *extra):
@@ -69,24 +72,30 @@ def _cache_files() -> set[str]:
     return set(glob.glob(os.path.join(os.environ["HF_DATASETS_CACHE"], "**", "cache-*.arrow"), recursive=True))
 
 
-def test_second_run_hits_the_cache(tiny_bert_dir, tmp_path):
+def test_second_run_hits_the_cache(tiny_bert_dir, tmp_path, monkeypatch):
     data_dir = tmp_path / "data"  # data no other test has seen: the first run computes every step
     write_tsv(data_dir / "train.tsv", toy_rows(50, seed=11))
     write_tsv(data_dir / "dev.tsv", toy_rows(10, seed=12))
-    args = _args(data_dir, tiny_bert_dir, tmp_path / "out")  # in-process maps: their module caches are visible
+    loads = []
+    load_teacher = labeling.load_teacher
+    monkeypatch.setattr(labeling, "load_teacher", lambda *a, **k: loads.append(a) or load_teacher(*a, **k))
     augment._NLP.clear()
-    labeling._TEACHERS.clear()
-    first = run_stage(args)
-    assert augment._NLP and labeling._TEACHERS  # the first run tagged and labelled
+    first = run_stage(_args(data_dir, tiny_bert_dir, tmp_path / "out"))
+    assert augment._NLP and loads  # the first run tagged and labelled
     files = _cache_files()
+    # another output_dir: the stage runs again, and every map is a cache hit
     augment._NLP.clear()
-    labeling._TEACHERS.clear()
-    second = run_stage(args)
+    loads.clear()
+    second = run_stage(_args(data_dir, tiny_bert_dir, tmp_path / "out2"))
     assert not augment._NLP, "second run loaded spaCy: the tagging map was not a cache hit"
-    assert not labeling._TEACHERS, "second run loaded the teacher: the labelling map was not a cache hit"
+    assert not loads, "second run loaded the teacher: the labelling map was not a cache hit"
     assert _cache_files() == files
-    assert second["train"]._fingerprint == first["train"]._fingerprint
     assert second["train"]["sentence"] == first["train"]["sentence"]
+    assert second["train"]["teacher_logits"] == first["train"]["teacher_logits"]
+    # the same output_dir: the finished stage is recognised and loaded, nothing runs
+    third = run_stage(_args(data_dir, tiny_bert_dir, tmp_path / "out"))
+    assert not augment._NLP and not loads
+    assert third["train"]["teacher_logits"] == first["train"]["teacher_logits"]
 
 
 def test_no_augment_labels_the_original_train_set(toy_data_dir, tiny_bert_dir, tmp_path):
@@ -116,8 +125,10 @@ def test_output_dir_is_replaced_atomically(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "stale.txt").write_text("old")
-    save_atomically(DatasetDict(train=Dataset.from_dict({"a": [1]})), str(out), TransferSetArguments())
+    output = StageOutput(str(out), Signature("transfer_set", {"n_iter": 1}, {}))
+    save_atomically(DatasetDict(train=Dataset.from_dict({"a": [1]})), str(out), output, TransferSetArguments())
     assert not (out / "stale.txt").exists() and load_from_disk(str(out))["train"]["a"] == [1]
+    assert is_done(str(out), output.signature)
     assert sorted(os.listdir(tmp_path)) == ["out"]
 
 
