@@ -34,7 +34,11 @@ def is_main_process() -> bool:
 
 
 def wait_for_everyone() -> None:
-    """Barrier: every process waits here until all have arrived (a no-op in a single process)."""
+    """Barrier: every process waits here until all have arrived (a no-op in a single process).
+
+    Every process must reach the same barriers in the same order: code that runs on the main process alone must not
+    call this (nor `main_process_first`, which holds one), or it pairs with another barrier of the other processes.
+    """
     process_state().wait_for_everyone()
 
 

@@ -152,6 +152,7 @@ def run_pipeline(pipe: PipelineArguments, command: str | None = None) -> dict[st
     """
     from transformers import set_seed
 
+    from distil.data import load_sst2_from_args
     from distil.distributed import is_main_process, wait_for_everyone
     from distil.student import train_student
     from distil.teacher import train_teacher
@@ -176,10 +177,12 @@ def run_pipeline(pipe: PipelineArguments, command: str | None = None) -> dict[st
     # Student
     train_student(*student_args)
 
-    # Evaluate and report (main process), then everyone reads the report
+    # Evaluate and report (main process), then everyone reads the report. Data is loaded by every process: its
+    # cache is built under a barrier, which the main process alone must not enter.
+    validation = load_sst2_from_args(transfer_args[2])["validation"]
     report = os.path.join(pipe.output_dir, "all_results.json")
     if is_main_process():
-        results = evaluate_models(pipe, transfer_args[2], {"teacher": teacher, "student": dirs["student"]})
+        results = evaluate_models(pipe, validation, {"teacher": teacher, "student": dirs["student"]})
         write_report(pipe.output_dir, results)
     wait_for_everyone()
     with open(report, encoding="utf-8") as f:
@@ -192,16 +195,13 @@ def run_pipeline(pipe: PipelineArguments, command: str | None = None) -> dict[st
     return results
 
 
-def evaluate_models(pipe: PipelineArguments, data_args, models: dict[str, str]) -> dict[str, dict[str, float]]:
-    """Accuracy and F1 of each model on SST-2 validation (as `data_args` loads it), and its agreement with the first
-    model (the teacher)."""
+def evaluate_models(pipe: PipelineArguments, validation, models: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Accuracy and F1 of each model on SST-2 `validation`, and its agreement with the first model (the teacher)."""
     import numpy as np
 
-    from distil.data import load_sst2_from_args
     from distil.labeling import label_with_teacher
     from distil.metrics import classification_metrics
 
-    validation = load_sst2_from_args(data_args)["validation"]
     references = np.asarray(validation["label"])
     results, reference_predictions = {}, None
     for name, path in models.items():

@@ -44,7 +44,7 @@ from distil.tokenization import (
     word_vectors_embedding_matrix,
 )
 from distil.trainer import TEACHER_LOGITS, DistillationTrainer
-from distil.utils import setup_logging
+from distil.utils import setup_training_logging
 
 logger = logging.getLogger("distil")
 
@@ -259,7 +259,7 @@ def train_student(
         raise ConfigError(f"loss: {loss_type} needs a transfer_set with teacher_logits; without one only ce works")
 
     set_seed(training_args.seed)
-    setup_logging(training_args.get_process_log_level())
+    setup_training_logging(training_args)
     logger.info("Student arguments %s", student_args)
     log_precision("student", training_args, lstm="fp32 LSTM")
 

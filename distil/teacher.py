@@ -25,7 +25,7 @@ from distil.stage import (
     read_metrics,
     settings_of,
 )
-from distil.utils import setup_logging
+from distil.utils import setup_training_logging
 
 logger = logging.getLogger("distil")
 
@@ -80,7 +80,7 @@ def train_teacher(
     """
     apply_lr_schedule(training_args, teacher_args.lr_schedule, teacher_args.epochs_per_cycle)
     set_seed(training_args.seed)
-    setup_logging(training_args.get_process_log_level())
+    setup_training_logging(training_args)
     logger.info("Teacher arguments %s", teacher_args)
     log_precision("teacher", training_args)
 

@@ -16,22 +16,29 @@ import transformers
 
 
 def setup_logging(level: int = logging.INFO, library_level: int | None = None) -> logging.Logger:
-    """Log to stdout: the `distil` logger at `level`, datasets and transformers at `library_level` (default: `level`).
-
-    The trainer recipes pass `training_args.get_process_log_level()`, which quiets non-main ranks.
-    """
+    """Log to stdout: the `distil` logger at `level`, datasets and transformers at `library_level` (default: `level`;
+    a negative level, `TrainingArguments`' "passive", leaves the libraries' own default)."""
     logging.basicConfig(
         format="%(asctime)s - %(levelname)s - %(name)s - %(message)s",
         datefmt="%Y-%m-%d %H:%M:%S",
         handlers=[logging.StreamHandler(sys.stdout)],
     )
-    for lib in (datasets.utils.logging, transformers.utils.logging):
-        lib.set_verbosity(level if library_level is None else library_level)
+    library_level = level if library_level is None else library_level
+    if library_level >= 0:
+        for lib in (datasets.utils.logging, transformers.utils.logging):
+            lib.set_verbosity(library_level)
     transformers.utils.logging.enable_default_handler()
     transformers.utils.logging.enable_explicit_format()
     logger = logging.getLogger("distil")
     logger.setLevel(level)
     return logger
+
+
+def setup_training_logging(training_args) -> logging.Logger:
+    """`setup_logging` for a trainer stage: `distil` at INFO on the process that logs (WARNING on the others), the
+    libraries at `training_args.get_process_log_level()`."""
+    level = logging.INFO if training_args.should_log else logging.WARNING
+    return setup_logging(level, library_level=training_args.get_process_log_level())
 
 
 def unique_suffix() -> str:

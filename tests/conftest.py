@@ -44,6 +44,31 @@ def toy_rows(n: int, seed: int = 0) -> list[tuple[str, int]]:
     return rows
 
 
+def tiny_pipeline_args(tmp_path: Path, tiny_bert_dir: Path, toy_data_dir: Path) -> list[str]:
+    """`recipes/distil.py` arguments for the whole pipeline on toy data with tiny models (stage configs written to
+    `tmp_path`; the run goes to `tmp_path / "run"`)."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    teacher = tmp_path / "teacher.yaml"
+    teacher.write_text(
+        f"model_name_or_path: {tiny_bert_dir}\ndata_dir: {toy_data_dir}\nmax_steps: 4\n"
+        "per_device_train_batch_size: 16\nsave_strategy: 'no'\nreport_to: none\nlearning_rate: 1.0e-3\n"
+    )
+    augment = tmp_path / "augment.yaml"
+    augment.write_text(f"data_dir: {toy_data_dir}\nn_iter: 5\nnum_proc: 1\nlabel_shard_rows: 64\n")
+    student = tmp_path / "student.yaml"
+    student.write_text(
+        f"data_dir: {toy_data_dir}\ntokenizer: word\nembedding_size: 16\nhidden_size: 8\n"
+        "classifier_hidden_size: 8\nnum_train_epochs: 1\nper_device_train_batch_size: 32\nsave_strategy: 'no'\n"
+        "eval_strategy: 'no'\nreport_to: none\nlearning_rate: 1.0e-2\n"
+    )
+    return [
+        "--teacher_config", str(teacher),
+        "--augment_config", str(augment),
+        "--student_config", str(student),
+        "--output_dir", str(tmp_path / "run"),
+    ]  # fmt: skip
+
+
 @pytest.fixture(scope="session")
 def toy_data_dir(tmp_path_factory) -> Path:
     """A GLUE-layout directory with small `train.tsv` / `dev.tsv` files."""

@@ -11,6 +11,8 @@ import distil  # noqa: F401  (registers the BiLSTM auto classes)
 from distil.configs import ConfigError, parse_args
 from distil.pipeline import PipelineArguments, run_pipeline, stage_arguments
 
+from .conftest import tiny_pipeline_args
+
 
 def run(args: list[str]):
     """The pipeline as `recipes/distil.py` calls it."""
@@ -18,26 +20,7 @@ def run(args: list[str]):
 
 
 def _configs(tmp_path, tiny_bert_dir, toy_data_dir):
-    teacher = tmp_path / "teacher.yaml"
-    teacher.write_text(
-        f"model_name_or_path: {tiny_bert_dir}\ndata_dir: {toy_data_dir}\nmax_steps: 4\n"
-        "per_device_train_batch_size: 16\nsave_strategy: 'no'\nreport_to: none\nlearning_rate: 1.0e-3\n"
-    )
-    augment = tmp_path / "augment.yaml"
-    augment.write_text(f"data_dir: {toy_data_dir}\nn_iter: 5\nnum_proc: 1\n")
-    student = tmp_path / "student.yaml"
-    student.write_text(
-        f"data_dir: {toy_data_dir}\ntokenizer: word\nembedding_size: 16\nhidden_size: 8\n"
-        "classifier_hidden_size: 8\nnum_train_epochs: 1\nper_device_train_batch_size: 32\nsave_strategy: 'no'\n"
-        "eval_strategy: 'no'\nreport_to: none\nlearning_rate: 1.0e-2\n"
-    )
-    return [
-        "--teacher_config", str(teacher),
-        "--augment_config", str(augment),
-        "--student_config", str(student),
-        "--output_dir", str(tmp_path / "run"),
-        "--use_cpu", "true",
-    ]  # fmt: skip
+    return tiny_pipeline_args(tmp_path, tiny_bert_dir, toy_data_dir) + ["--use_cpu", "true"]
 
 
 def test_quick_trial_end_to_end_then_resume(tiny_bert_dir, toy_data_dir, tmp_path):
