@@ -35,7 +35,6 @@ def _launch(num_processes: int, args: list[str], cache: str) -> str:
     return output
 
 
-@pytest.mark.slow
 def test_pipeline_on_two_processes_equals_one(tiny_bert_dir, toy_data_dir, tmp_path):
     runs = {}
     for n in (1, 2):
