@@ -64,24 +64,36 @@ def apply_lr_schedule(training_args: TrainingArguments, lr_schedule: str | None,
         training_args.lr_scheduler_type = SchedulerType.LINEAR
     elif lr_schedule == "cyclic":
         if epochs_per_cycle <= 0:
-            raise ValueError(f"epochs_per_cycle must be > 0, got {epochs_per_cycle}")
+            raise ConfigError(f"epochs_per_cycle: must be > 0, got {epochs_per_cycle}")
         training_args.lr_scheduler_type = SchedulerType.COSINE_WITH_RESTARTS
         kwargs = dict(training_args.lr_scheduler_kwargs or {})
         kwargs["num_cycles"] = max(1, math.ceil(training_args.num_train_epochs / epochs_per_cycle))
         training_args.lr_scheduler_kwargs = kwargs
     else:
-        raise ValueError(f"lr_schedule must be one of constant, warmup, cyclic; got {lr_schedule!r}")
+        raise ConfigError(f"lr_schedule: must be one of constant, warmup, cyclic; got {lr_schedule!r}")
     return training_args
 
 
+def yaml_error(source: str, error: yaml.YAMLError) -> ConfigError:
+    """One line for a YAML syntax error: `source:line:column: not valid YAML: problem`."""
+    mark = getattr(error, "problem_mark", None)
+    where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark is not None else source
+    problem = getattr(error, "problem", None) or (str(error).splitlines() or [type(error).__name__])[0]
+    return ConfigError(f"{where}: not valid YAML: {problem}")
+
+
 def load_yaml_config(path: str) -> dict[str, Any]:
+    """A YAML config file as a mapping; a missing file, bad bytes or a syntax error is a `ConfigError` naming the file
+    (and the line)."""
     if not os.path.isfile(path):
         raise ConfigError(f"{path}: config file not found")
     with open(path, encoding="utf-8") as f:
         try:
             config = yaml.safe_load(f) or {}
         except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+            raise yaml_error(path, e) from None
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: bytes that are not UTF-8 at byte offset {e.start}") from None
     if not isinstance(config, dict):
         raise ConfigError(f"{path}: expected a mapping of argument names to values, got {type(config).__name__}")
     return config

@@ -14,7 +14,8 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dat
 from datasets import config as datasets_config
 
 from distil.distributed import main_process_first
-from distil.errors import TSVFormatError
+from distil.errors import InputError, TSVFormatError
+from distil.hub import load_errors
 from distil.utils import atomic_directory
 
 LABEL_NAMES = ["negative", "positive"]
@@ -40,6 +41,8 @@ def read_glue_tsv(path: str) -> dict[str, list]:
     if lines and lines[-1] == "":
         lines.pop()
     lines = [line[:-1] if line.endswith("\r") else line for line in lines]
+    if not lines:
+        raise TSVFormatError(f"{path}: file is empty")
 
     header = lines[0].split("\t")
     for column in ("sentence", "label"):
@@ -57,7 +60,7 @@ def read_glue_tsv(path: str) -> dict[str, list]:
         if not sentence.strip():
             raise TSVFormatError(f"{path}:{line_no}: empty sentence")
         if label not in ("0", "1"):
-            raise TSVFormatError(f"{path}:{line_no}: label must be 0 or 1, got {label!r}")
+            raise TSVFormatError(f"{path}:{line_no}: label must be 0 or 1 ({', '.join(LABEL_NAMES)}), got {label!r}")
         sentences.append(sentence)
         labels.append(int(label))
     if not sentences:
@@ -77,10 +80,12 @@ def _sha256(stats: tuple) -> str:
 
 def load_sst2_tsv(data_dir: str, cache_dir: str | None = None) -> DatasetDict:
     """Load `train.tsv` and `dev.tsv` from `data_dir`, stored once as Arrow so later maps can be cached."""
+    if not os.path.isdir(data_dir):
+        raise InputError(f"data_dir: {data_dir}: no such directory")
     paths = {split: os.path.join(data_dir, name) for split, name in TSV_FILES.items()}
     for path in paths.values():
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"{path}: not found (data_dir needs {', '.join(TSV_FILES.values())})")
+            raise InputError(f"{path}: not found (data_dir needs {', '.join(TSV_FILES.values())})")
     cache_root = cache_dir or datasets_config.HF_DATASETS_CACHE
     target = os.path.join(str(cache_root), "distil_sst2_tsv", tsv_fingerprint(data_dir))
     with main_process_first():  # the main process builds the cache; the others wait, then read it
@@ -96,6 +101,8 @@ def load_sst2_tsv(data_dir: str, cache_dir: str | None = None) -> DatasetDict:
 def tsv_fingerprint(data_dir: str) -> str:
     """SHA-256 (first 16 hex digits) of `data_dir`'s `train.tsv` and `dev.tsv`, memoized on their size and mtime."""
     paths = [os.path.join(data_dir, name) for name in TSV_FILES.values()]
+    if not all(os.path.isfile(p) for p in paths):
+        return "missing"
     stats = tuple((p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths)
     return _sha256(stats)
 
@@ -111,15 +118,19 @@ def load_sst2_hub(
     dataset_name: str = "stanfordnlp/sst2", dataset_config_name: str | None = None, cache_dir: str | None = None
 ) -> DatasetDict:
     """Load SST-2 from the Hub (`stanfordnlp/sst2`, or `nyu-mll/glue` with config `sst2`)."""
-    raw = load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir)
+    hint = "set data_dir to a directory of GLUE TSVs (train.tsv, dev.tsv) instead"
+    with load_errors("dataset_name", dataset_name, hint=hint):
+        raw = load_dataset(dataset_name, dataset_config_name, cache_dir=cache_dir)
     out = {}
     for split in ("train", "validation"):
         if split not in raw:
-            raise ValueError(f"{dataset_name}: no {split!r} split (found {list(raw)})")
+            raise InputError(f"dataset_name: {dataset_name}: no {split!r} split (found {list(raw)})")
         ds = raw[split]
         for column in ("sentence", "label"):
             if column not in ds.column_names:
-                raise ValueError(f"{dataset_name}[{split}]: missing column {column!r} (found {ds.column_names})")
+                raise InputError(
+                    f"dataset_name: {dataset_name}[{split}]: missing column {column!r} (found {ds.column_names})"
+                )
         ds = ds.select_columns(["sentence", "label"])
         out[split] = ds.cast(FEATURES) if ds.features != FEATURES else ds
     return DatasetDict(out)

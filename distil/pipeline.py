@@ -83,7 +83,12 @@ class PipelineArguments:
         for name in ("teacher_overrides", "augment_overrides", "student_overrides"):
             value = getattr(self, name)
             if isinstance(value, str):
-                value = yaml.safe_load(value)
+                try:
+                    value = yaml.safe_load(value)
+                except yaml.YAMLError as e:
+                    from distil.configs import yaml_error
+
+                    raise yaml_error(name, e) from None
             if value is not None and not isinstance(value, dict):
                 raise ValueError(f"{name} must be a mapping of argument names to values, got {value!r}")
             setattr(self, name, value or {})

@@ -13,13 +13,15 @@ import os
 from dataclasses import dataclass, field
 
 import numpy as np
-from datasets import DatasetDict, load_from_disk
+import pyarrow as pa
+import pyarrow.compute as pc
+from datasets import Dataset, DatasetDict, load_from_disk
 from transformers import AutoTokenizer, TrainingArguments, set_seed
 
 from distil.configs import DataArguments, apply_lr_schedule
 from distil.data import LABEL_NAMES, data_fingerprint, load_sst2_from_args
 from distil.errors import ConfigError
-from distil.hub import resolve_model_path
+from distil.hub import load_errors, resolve_model_path
 from distil.modeling_bilstm import BiLSTMConfig, BiLSTMForSequenceClassification
 from distil.stage import (
     Signature,
@@ -156,6 +158,49 @@ class StudentArguments:
         default=1.0, metadata={"help": "Epochs per cosine cycle for `lr_schedule=cyclic`."}
     )
 
+    def __post_init__(self):
+        if not 0.0 <= self.classifier_dropout < 1.0:
+            raise ConfigError(f"classifier_dropout: must be in [0, 1), got {self.classifier_dropout}")
+        if not 0.0 <= self.alpha <= 1.0:
+            raise ConfigError(f"alpha: must be in [0, 1], got {self.alpha}")
+        if self.temperature is not None and self.temperature <= 0:
+            raise ConfigError(f"temperature: must be > 0 or unset, got {self.temperature}")
+        for name in ("embedding_size", "max_transfer_samples"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1 or unset, got {getattr(self, name)}")
+
+
+def check_teacher_logits(dataset: Dataset, where: str, num_labels: int) -> None:
+    """Raise a one-line `ConfigError` unless every row of `dataset` has `num_labels` finite `teacher_logits`.
+
+    Checked on the Arrow column with pyarrow and numpy (no Python loop over rows): a million rows take milliseconds.
+    """
+    column = dataset.data.table.column(TEACHER_LOGITS)
+    kind = column.type
+    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)) or not (
+        pa.types.is_floating(kind.value_type) or pa.types.is_integer(kind.value_type)
+    ):
+        raise ConfigError(f"transfer_set: {where}: teacher_logits must hold a list of floats per row, found {kind}")
+    labels = f"{num_labels} labels ({', '.join(LABEL_NAMES)})"
+    start = 0
+    for chunk in column.chunks:
+        if chunk.null_count:
+            row = start + int(np.flatnonzero(chunk.is_null().to_numpy(zero_copy_only=False))[0])
+            raise ConfigError(f"transfer_set: {where}: row {row}: teacher_logits is missing")
+        widths = pc.list_value_length(chunk).to_numpy()
+        wrong = np.flatnonzero(widths != num_labels)
+        if len(wrong):
+            row = start + int(wrong[0])
+            raise ConfigError(
+                f"transfer_set: {where}: row {row}: {widths[wrong[0]]} teacher_logits, the student has {labels}"
+            )
+        values = chunk.flatten().to_numpy(zero_copy_only=False)  # a null value inside a list becomes NaN
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            row = start + int(bad[0]) // num_labels
+            raise ConfigError(f"transfer_set: {where}: row {row}: teacher_logits {values[bad[0]]} is not finite")
+        start += len(chunk)
+
 
 def load_splits(student_args: StudentArguments, data_args: DataArguments) -> DatasetDict:
     """The transfer set or, without one, SST-2, with the caps applied.
@@ -167,13 +212,21 @@ def load_splits(student_args: StudentArguments, data_args: DataArguments) -> Dat
     if student_args.transfer_set is None:
         return load_sst2_from_args(data_args)
     path = student_args.transfer_set
-    splits = load_from_disk(path)
+    try:
+        splits = load_from_disk(path)
+    except FileNotFoundError as e:
+        if "://" in path:  # a remote filesystem: datasets' own reason
+            reason = (str(e).splitlines() or [type(e).__name__])[0]
+        else:
+            reason = "no dataset_dict.json in it" if os.path.isdir(path) else "no such directory"
+        raise ConfigError(f"transfer_set: {path}: not a saved DatasetDict ({reason})") from None
     if not isinstance(splits, DatasetDict) or not {"train", "validation"} <= set(splits):
         raise ConfigError(f"transfer_set: {path}: expected a DatasetDict with train and validation splits")
     for split in ("train", "validation"):
         missing = {"sentence", "label", TEACHER_LOGITS} - set(splits[split].column_names)
         if missing:
             raise ConfigError(f"transfer_set: {path}[{split}]: missing column(s) {', '.join(sorted(missing))}")
+        check_teacher_logits(splits[split], f"{path}[{split}]", len(LABEL_NAMES))
     train = splits["train"]
     if data_args.max_train_samples is not None:
         if "idx" not in train.column_names:
@@ -193,8 +246,9 @@ def load_splits(student_args: StudentArguments, data_args: DataArguments) -> Dat
 def build_tokenizer(student_args: StudentArguments, splits: DatasetDict, max_seq_length: int):
     if student_args.tokenizer == "teacher":
         if not student_args.teacher_model:
-            raise ValueError("tokenizer=teacher needs teacher_model")
-        return load_teacher_tokenizer(resolve_model_path(student_args.teacher_model))
+            raise ConfigError("teacher_model: required by tokenizer=teacher")
+        with load_errors("teacher_model", student_args.teacher_model):
+            return load_teacher_tokenizer(resolve_model_path(student_args.teacher_model))
     return build_word_tokenizer(
         splits["train"]["sentence"],
         mask_token=student_args.mask_token,
@@ -211,16 +265,19 @@ def initial_embeddings(student_args: StudentArguments, tokenizer, seed: int):
         method = "word_vectors" if student_args.word_vectors else AUTO_EMBEDDING_INIT
     if method == "word_vectors":
         if not student_args.word_vectors:
-            raise ValueError("embedding_init=word_vectors needs word_vectors")
+            raise ConfigError("word_vectors: required by embedding_init=word_vectors")
         matrix, found = word_vectors_embedding_matrix(tokenizer, student_args.word_vectors, seed=seed)
         logger.info("Word vectors for %d of %d vocabulary entries", found, len(tokenizer))
+        source = f"vectors of {student_args.word_vectors}"
     elif method == "teacher":
         if not student_args.teacher_model:
-            raise ValueError("embedding_init=teacher needs teacher_model")
-        matrix = teacher_embedding_matrix(tokenizer, resolve_model_path(student_args.teacher_model))
+            raise ConfigError("teacher_model: required by embedding_init=teacher")
+        with load_errors("teacher_model", student_args.teacher_model):
+            matrix = teacher_embedding_matrix(tokenizer, resolve_model_path(student_args.teacher_model))
+        source = f"input embeddings of {student_args.teacher_model}"
     else:
         return None, method
-    matrix = fit_embedding_size(matrix, student_args.embedding_size)
+    matrix = fit_embedding_size(matrix, student_args.embedding_size, source)
     matrix = rescale(matrix, student_args.embedding_init_std, tokenizer.pad_token_id)
     return matrix, method
 
@@ -273,7 +330,6 @@ def train_student(
     train = training_args.do_train or not training_args.do_eval or training_args.eval_strategy != "no"
 
     # Resume from the last checkpoint of this signature (or the one asked for), with the tokenizer saved there.
-    output.start()
     checkpoint = training_args.resume_from_checkpoint or (output.last_checkpoint() if train else None)
     if checkpoint is not None:
         logger.info("Resuming from %s", checkpoint)
@@ -328,6 +384,7 @@ def train_student(
     )
 
     # Train
+    output.start()
     trainer = DistillationTrainer(
         model=model,
         args=training_args,

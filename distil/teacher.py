@@ -9,11 +9,19 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 
-from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trainer, TrainingArguments, set_seed
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
 
 from distil.configs import DataArguments, apply_lr_schedule
 from distil.data import LABEL_NAMES, data_fingerprint, load_sst2_from_args, tokenize_splits
-from distil.hub import resolve_model_path
+from distil.errors import ConfigError
+from distil.hub import load_errors, resolve_model_path
 from distil.metrics import compute_classification_metrics
 from distil.stage import (
     Signature,
@@ -53,6 +61,30 @@ class TeacherArguments:
     )
     epochs_per_cycle: float = field(
         default=1.0, metadata={"help": "Epochs per cosine cycle for `lr_schedule=cyclic`."}
+    )
+    ignore_mismatched_sizes: bool = field(
+        default=False,
+        metadata={
+            "help": "Start from a sequence classifier whose head has another number of labels (e.g. an MNLI model): "
+            "replace its head with a new 2-label one. Unset, such a checkpoint is refused (a base model without a "
+            "head, or a 2-label head under other label names, always loads: fine-tuning trains the head)."
+        },
+    )
+
+
+def check_head(config, name: str, ignore_mismatched_sizes: bool = False) -> None:
+    """Refuse a sequence classifier whose head has another number of labels than SST-2, unless
+    `ignore_mismatched_sizes` (then the head is replaced and fine-tuned from scratch)."""
+    has_head = any(arch.endswith("ForSequenceClassification") for arch in config.architectures or [])
+    if not has_head or config.num_labels == len(LABEL_NAMES):
+        return
+    if not ignore_mismatched_sizes:
+        raise ConfigError(
+            f"model_name_or_path: {name!r} is a classifier with num_labels={config.num_labels}, the data has "
+            f"{len(LABEL_NAMES)} labels ({', '.join(LABEL_NAMES)}); set ignore_mismatched_sizes to replace its head"
+        )
+    logger.warning(
+        "Replacing the %d-label head of %s with a new %d-label one", config.num_labels, name, len(LABEL_NAMES)
     )
 
 
@@ -95,23 +127,28 @@ def train_teacher(
     logger.info("SST-2: %s", {split: len(ds) for split, ds in raw.items()})
 
     # Model
-    model_path = resolve_model_path(teacher_args.model_name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(model_path, cache_dir=teacher_args.cache_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        model_path,
-        cache_dir=teacher_args.cache_dir,
-        num_labels=len(LABEL_NAMES),
-        id2label=dict(enumerate(LABEL_NAMES)),
-        label2id={name: i for i, name in enumerate(LABEL_NAMES)},
-    )
+    model_name = teacher_args.model_name_or_path
+    with load_errors("model_name_or_path", model_name):
+        model_path = resolve_model_path(model_name)
+        config = AutoConfig.from_pretrained(model_path, cache_dir=teacher_args.cache_dir)
+        check_head(config, model_name, teacher_args.ignore_mismatched_sizes)
+        tokenizer = AutoTokenizer.from_pretrained(model_path, cache_dir=teacher_args.cache_dir)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            model_path,
+            cache_dir=teacher_args.cache_dir,
+            num_labels=len(LABEL_NAMES),
+            id2label=dict(enumerate(LABEL_NAMES)),
+            label2id={name: i for i, name in enumerate(LABEL_NAMES)},
+            ignore_mismatched_sizes=teacher_args.ignore_mismatched_sizes,
+        )
     with training_args.main_process_first(desc="tokenizing"):
         splits = tokenize_splits(raw, tokenizer, data_args.max_seq_length)
 
     # Train (from the last checkpoint of this signature, if an earlier run was interrupted)
-    output.start()
     checkpoint = training_args.resume_from_checkpoint or output.last_checkpoint()
     if checkpoint:
         logger.info("Resuming from %s", checkpoint)
+    output.start()
     trainer = Trainer(
         model=model,
         args=training_args,

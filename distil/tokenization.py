@@ -25,6 +25,8 @@ from tokenizers import AddedToken, Regex, Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
+from distil.errors import ConfigError, InputError
+
 logger = logging.getLogger(__name__)
 
 PAD_TOKEN, UNK_TOKEN, MASK_TOKEN = "[PAD]", "[UNK]", "[MASK]"
@@ -109,34 +111,49 @@ def load_word_vectors(
     """Read a word-vectors text file: word2vec/fastText `.vec` (a `count dim` header line) or GloVe (no header).
 
     Only words in `vocab` are kept (matched lowercased when `lowercase`; the first occurrence wins, so a file sorted
-    by frequency maps `the` before `The`). Returns the vectors and their dimension.
+    by frequency maps `the` before `The`). Returns the vectors and their dimension. Every line's field count is
+    checked; the values of the lines kept are checked to be finite numbers (a malformed file is an `InputError`
+    naming the file and line).
     """
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"{path}: word-vectors file not found")
+        raise InputError(f"{path}: word-vectors file not found")
     wanted = None if vocab is None else set(vocab)
     vectors: dict[str, np.ndarray] = {}
-    dim = None
+    dim, header = None, False
     with open(path, encoding="utf-8", errors="replace") as f:
         for line_no, line in enumerate(f, start=1):
-            parts = line.rstrip("\n").rstrip(" ").split(" ")
+            parts = line.rstrip("\r\n").rstrip(" ").split(" ")
             if line_no == 1 and len(parts) == 2 and all(p.isdigit() for p in parts):
-                dim = int(parts[1])
+                dim, header = int(parts[1]), True
                 continue
-            if len(parts) < 2:
+            if parts == [""]:
                 continue
             if dim is None:
                 dim = len(parts) - 1
+                if dim < 1:
+                    raise InputError(f"{path}:{line_no}: a word with no vector values")
             if len(parts) != dim + 1:
                 # GloVe 840B has a few words containing spaces: the vector is always the last `dim` fields.
-                if len(parts) < dim + 1:
-                    raise ValueError(f"{path}:{line_no}: expected {dim} values, found {len(parts) - 1}")
+                # word2vec/fastText files (with a header) split words on spaces, so there the count must match.
+                if header or len(parts) < dim + 1:
+                    raise InputError(
+                        f"{path}:{line_no}: expected a word and {dim} values, found {len(parts) - 1} values"
+                    )
                 parts = [" ".join(parts[: len(parts) - dim])] + parts[len(parts) - dim :]
             word = parts[0].lower() if lowercase else parts[0]
             if word in vectors or (wanted is not None and word not in wanted):
                 continue
-            vectors[word] = np.asarray(parts[1:], dtype=np.float32)
+            try:
+                vector = np.asarray(parts[1:], dtype=np.float32)
+            except ValueError:
+                raise InputError(
+                    f"{path}:{line_no}: the vector of {parts[0]!r} has values that are not numbers"
+                ) from None
+            if not np.isfinite(vector).all():
+                raise InputError(f"{path}:{line_no}: the vector of {parts[0]!r} has values that are not finite")
+            vectors[word] = vector
     if dim is None:
-        raise ValueError(f"{path}: no vectors found")
+        raise InputError(f"{path}: no vectors found")
     return vectors, dim
 
 
@@ -195,15 +212,18 @@ def teacher_embedding_matrix(tokenizer, teacher_name_or_path: str, teacher_token
     return matrix
 
 
-def fit_embedding_size(matrix: torch.Tensor, size: int | None) -> torch.Tensor:
+def fit_embedding_size(matrix: torch.Tensor, size: int | None, source: str = "initial embeddings") -> torch.Tensor:
     """Project `matrix` onto its top `size` principal components when it is wider than `size`.
 
-    `size=None` (or the matrix's own width) keeps it as it is; a narrower matrix is an error.
+    `size=None` (or the matrix's own width) keeps it as it is; a narrower matrix (`source` names it) is an error.
     """
     if size is None or size == matrix.size(1):
         return matrix
     if size > matrix.size(1):
-        raise ValueError(f"cannot widen {matrix.size(1)}-d initial embeddings to embedding_size={size}")
+        raise ConfigError(
+            f"embedding_size: {size} is wider than the {matrix.size(1)}-d {source}; set it to at most "
+            f"{matrix.size(1)} (narrower: projected onto principal components) or leave it unset"
+        )
     mean = matrix.mean(0, keepdim=True)
     _, _, v = torch.linalg.svd(matrix - mean, full_matrices=False)
     return (matrix - mean) @ v[:size].T

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field
 
 import datasets
-from transformers import AutoTokenizer, set_seed
+from transformers import AutoConfig, AutoTokenizer, set_seed
 
 from distil.augment import (
     AugmentationArguments,
@@ -23,10 +23,10 @@ from distil.augment import (
     tag_and_augment,
 )
 from distil.configs import DataArguments
-from distil.data import data_fingerprint, load_sst2_from_args
+from distil.data import LABEL_NAMES, data_fingerprint, load_sst2_from_args
 from distil.distributed import process_state
 from distil.errors import ConfigError
-from distil.hub import resolve_model_path
+from distil.hub import load_errors, resolve_model_path
 from distil.labeling import export_tsv, free_teachers, label_in_shards, resolve_autocast
 from distil.stage import Signature, StageArguments, StageOutput, model_fingerprint, settings_of
 from distil.utils import atomic_directory, save_run_args, setup_logging
@@ -205,13 +205,17 @@ def build_transfer_set(
 
 
 def check_teacher(name: str, need_mask: bool = True) -> tuple[str, str | None]:
-    """The teacher's resolved path and mask token, or a one-line `ConfigError` naming `teacher_model`."""
-    try:
+    """The teacher's resolved path and mask token, or a one-line `InputError` naming `teacher_model`: a teacher that
+    cannot be loaded, or one whose `num_labels` is not the data's."""
+    with load_errors("teacher_model", name):
         path = resolve_model_path(name)
+        config = AutoConfig.from_pretrained(path)
         tokenizer = AutoTokenizer.from_pretrained(path)
-    except (OSError, ValueError) as e:
-        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
-        raise ConfigError(f"teacher_model: cannot load {name!r}: {reason}") from None
+    if config.num_labels != len(LABEL_NAMES):
+        raise ConfigError(
+            f"teacher_model: {name!r} has num_labels={config.num_labels}, the data has {len(LABEL_NAMES)} labels "
+            f"({', '.join(LABEL_NAMES)}); give a teacher fine-tuned on it"
+        )
     if need_mask and tokenizer.mask_token is None:
         raise ConfigError(f"teacher_model: the tokenizer of {name!r} has no mask token to write into samples")
     return path, tokenizer.mask_token

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 from pathlib import Path
 
@@ -118,3 +120,33 @@ def _offline(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("WANDB_DISABLED", "true")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_3_labels_dir(tmp_path_factory, tiny_bert_dir) -> Path:
+    """`tiny_bert_dir`'s body and tokenizer with a 3-label head (a classifier fine-tuned on another task)."""
+    import torch
+    from transformers import AutoConfig, AutoTokenizer, BertForSequenceClassification
+
+    d = tmp_path_factory.mktemp("tiny_bert_3_labels")
+    config = AutoConfig.from_pretrained(tiny_bert_dir, num_labels=3)
+    config.id2label, config.label2id = {0: "a", 1: "b", 2: "c"}, {"a": 0, "b": 1, "c": 2}
+    torch.manual_seed(0)
+    BertForSequenceClassification(config).save_pretrained(d)
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(d)
+    return d
+
+
+def run_script(script: str, *args, **env) -> subprocess.CompletedProcess:
+    """Run `recipes/<script>` as a script (as a user would), with `env` added to the environment."""
+    return subprocess.run(
+        [sys.executable, str(ROOT / "recipes" / script), *map(str, args)],
+        capture_output=True, text=True, cwd=ROOT, env={**os.environ, **env}, timeout=300, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
+def error_line(result: subprocess.CompletedProcess) -> str:
+    """The last line a failed script wrote to stderr, after checking it failed without a traceback."""
+    assert result.returncode != 0, result.stdout[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr[-4000:]
+    return result.stderr.strip().splitlines()[-1]

@@ -1,8 +1,12 @@
 import pytest
 from transformers import TrainingArguments
 
-from distil.configs import DataArguments, apply_lr_schedule, parse_args
+from distil.configs import ConfigError, DataArguments, apply_lr_schedule, parse_args
 from distil.teacher import TeacherArguments
+
+from .conftest import ROOT, error_line, run_script
+
+STAGES = ("teacher", "augment", "student")
 
 
 def _parse(tmp_path, yaml_text, cli=()):
@@ -53,3 +57,83 @@ def test_original_schedule_names(tmp_path, schedule, expected):
         assert args.lr_scheduler_kwargs["num_cycles"] == 2
     if schedule == "warmup":
         assert args.warmup_steps == 100
+
+
+# --- bad config: one line naming the file and line, or the field; nothing written -------------------------------
+
+
+def run_augment_stage(args: list[str]):
+    """The transfer-set stage as `recipes/augment.py` calls it: parse a command line, call the stage."""
+    from distil.augment import AugmentationArguments
+    from distil.transfer_set import TransferSetArguments, build_transfer_set
+
+    return build_transfer_set(*parse_args(TransferSetArguments, AugmentationArguments, DataArguments, args=args))
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--p_mask", "0.6", "--p_pos", "0.6"], "p_mask + p_pos: must be <= 1, got 1.2"),
+        (["--p_pos", "-0.1"], "p_pos: must be in [0, 1], got -0.1"),
+        (["--p_ng", "1.5"], "p_ng: must be in [0, 1], got 1.5"),
+        (["--n_iter", "-1"], "n_iter: must be >= 0, got -1"),
+        (["--max_ng", "0"], "max_ng: must be >= 1, got 0"),
+    ],
+    ids=["p_mask+p_pos", "negative", "above-one", "n_iter", "max_ng"],
+)
+def test_out_of_range_augmentation_is_named(toy_data_dir, tiny_bert_dir, tmp_path, capsys, flags, message):
+    out = tmp_path / "transfer"
+    with pytest.raises(SystemExit) as excinfo:
+        run_augment_stage(["--teacher_model", str(tiny_bert_dir), "--data_dir", str(toy_data_dir),
+                           "--output_dir", str(out), *flags])  # fmt: skip
+    assert excinfo.value.code != 0
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f": error: {message}")
+    assert not out.exists()
+
+
+def test_out_of_range_in_a_pipeline_names_the_field_and_its_sources(toy_data_dir, tmp_path):
+    from distil.pipeline import PipelineArguments, run_pipeline
+
+    out = tmp_path / "run"
+    configs = {f"{stage}_config": str(ROOT / "configs" / "sst2" / f"{stage}.yaml") for stage in STAGES}
+    pipe = PipelineArguments(output_dir=str(out), data_dir=str(toy_data_dir), n_iter=-1, **configs)
+    with pytest.raises(ConfigError) as excinfo:
+        run_pipeline(pipe)
+    assert (
+        str(excinfo.value) == f"{configs['augment_config']}, pipeline, augment_overrides: n_iter: must be >= 0, got -1"
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    "text, where, problem",
+    [
+        ("output_dir: out\n  learning_rate: 1\n", "2:16", "mapping values are not allowed here"),
+        ("output_dir: out\nseed: [1, 2\nlearning_rate: 1\n", "3:14", "expected ',' or ']', but got ':'"),
+        ("output_dir: out\nseed:\t1\n", "2:6", "found character '\\t' that cannot start any token"),
+    ],
+    ids=["indent", "unclosed-list", "tab"],
+)
+def test_yaml_syntax_error_names_file_and_line(tmp_path, capsys, text, where, problem):
+    with pytest.raises(SystemExit):
+        _parse(tmp_path, text)
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith(f": error: {tmp_path / 'c.yaml'}:{where}: not valid YAML: {problem}")
+
+
+def test_yaml_error_in_a_pipeline_override_is_named(capsys):
+    from distil.pipeline import PipelineArguments
+
+    with pytest.raises(SystemExit):
+        parse_args(PipelineArguments, args=["--student_overrides", "{num_train_epochs: [1}"])
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.endswith(": error: student_overrides:1:22: not valid YAML: expected ',' or ']', but got '}'")
+
+
+def test_script_yaml_syntax_error_exits_with_one_line(tmp_path):
+    config = tmp_path / "teacher.yaml"
+    config.write_text("output_dir: out\nlearning_rate: [1e-4\n", encoding="utf-8")
+    result = run_script("train_teacher.py", "--config", config)
+    assert error_line(result) == (
+        f"train_teacher.py: error: {config}:3:1: not valid YAML: expected ',' or ']', but got '<stream end>'"
+    )

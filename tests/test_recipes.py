@@ -41,7 +41,7 @@ def test_script_bad_tsv_exits_with_one_line_and_writes_nothing(tiny_bert_dir, tm
     )  # fmt: skip
     assert result.returncode != 0
     last = result.stderr.strip().splitlines()[-1]
-    assert last == f"train_teacher.py: error: {data / 'dev.tsv'}:2: label must be 0 or 1, got '7'"
+    assert last == f"train_teacher.py: error: {data / 'dev.tsv'}:2: label must be 0 or 1 (negative, positive), got '7'"
     assert "Traceback" not in result.stderr
     assert not out.exists()
 

@@ -12,10 +12,11 @@ from transformers import AutoModel, AutoModelForSequenceClassification, AutoToke
 
 from distil import student
 from distil.configs import DataArguments, parse_args
+from distil.errors import ConfigError
 from distil.modeling_bilstm import BiLSTMForSequenceClassification
 from distil.stage import StageArguments
 
-from .conftest import ROOT, toy_rows
+from .conftest import ROOT, error_line, run_script, toy_rows
 
 TINY = ["--tokenizer", "word", "--embedding_size", "16", "--hidden_size", "8", "--classifier_hidden_size", "12"]
 FAST = ["--per_device_train_batch_size", "16", "--report_to", "none", "--logging_steps", "2", "--seed", "0"]
@@ -179,3 +180,106 @@ def test_caps_mean_sentences_then_rows(transfer_set, tmp_path):
     assert metrics["train_samples"] == 7
     metrics = run_stage(common + ["--output_dir", str(tmp_path / "c"), "--max_eval_samples", "5"])
     assert metrics["train_samples"] == 128 and metrics["eval_samples"] == 5
+
+
+# --- bad input: one line naming the field, nothing written ---------------------------------------------------------
+
+
+def _variant(transfer_set: Path, path: Path, split: str, change) -> Path:
+    """A copy of `transfer_set` with `change(columns)` applied to `split`'s columns (a dict of lists)."""
+    splits = DatasetDict.load_from_disk(str(transfer_set))
+    columns = splits[split].to_dict()
+    features = change(columns) or Features({k: v for k, v in FEATURES.items() if k in columns})
+    splits[split] = Dataset.from_dict(columns, features=features)
+    splits.save_to_disk(str(path))
+    return path
+
+
+def _set(split_rows: dict, row: int, logits) -> None:
+    split_rows["teacher_logits"][row] = logits
+
+
+VARIABLE = Features({**FEATURES, "teacher_logits": Sequence(Value("float32"))})
+
+
+BAD_TRANSFER_SETS = [
+    pytest.param("train", lambda c: c.pop("teacher_logits") and None,
+                 "[train]: missing column(s) teacher_logits", id="no-teacher-logits"),
+    pytest.param("train", lambda c: c.update(teacher_logits=[v + [0.0] for v in c["teacher_logits"]])
+                 or Features({**FEATURES, "teacher_logits": Sequence(Value("float32"), length=3)}),
+                 "[train]: row 0: 3 teacher_logits, the student has 2 labels (negative, positive)", id="width-3"),
+    pytest.param("train", lambda c: _set(c, 5, [1.0]) or VARIABLE,
+                 "[train]: row 5: 1 teacher_logits, the student has 2 labels (negative, positive)", id="ragged"),
+    pytest.param("train", lambda c: _set(c, 7, [float("nan"), 1.0]),
+                 "[train]: row 7: teacher_logits nan is not finite", id="nan"),
+    pytest.param("validation", lambda c: _set(c, 3, [1.0, float("-inf")]),
+                 "[validation]: row 3: teacher_logits -inf is not finite", id="inf"),
+    pytest.param("train", lambda c: _set(c, 2, None) or VARIABLE,
+                 "[train]: row 2: teacher_logits is missing", id="null-row"),
+    pytest.param("train", lambda c: c.update(teacher_logits=[[str(x) for x in v] for v in c["teacher_logits"]])
+                 or Features({**FEATURES, "teacher_logits": Sequence(Value("string"))}),
+                 "[train]: teacher_logits must hold a list of floats per row, found list<item: string>", id="strings"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("split, change, message", BAD_TRANSFER_SETS)
+def test_bad_transfer_set_is_one_line_and_writes_nothing(transfer_set, tmp_path, split, change, message):
+    bad = _variant(transfer_set, tmp_path / "bad-transfer-set", split, change)
+    out = tmp_path / "student"
+    with pytest.raises(ConfigError) as excinfo:
+        run_stage(["--transfer_set", str(bad), "--output_dir", str(out), "--max_steps", "1"] + TINY + FAST)
+    assert str(excinfo.value) == f"transfer_set: {bad}{message}"
+    assert not out.exists()
+
+
+def test_path_that_is_not_a_saved_dataset_dict(transfer_set, tmp_path):
+    out = tmp_path / "student"
+    (tmp_path / "empty").mkdir()
+    Dataset.from_dict({"sentence": ["a"]}).save_to_disk(str(tmp_path / "one-dataset"))
+    for path, reason in [
+        (tmp_path / "nope", "not a saved DatasetDict (no such directory)"),
+        (tmp_path / "empty", "not a saved DatasetDict (no dataset_dict.json in it)"),
+        (tmp_path / "one-dataset", "expected a DatasetDict with train and validation splits"),
+    ]:
+        with pytest.raises(ConfigError) as excinfo:
+            run_stage(["--transfer_set", str(path), "--output_dir", str(out)] + TINY + FAST)
+        assert str(excinfo.value) == f"transfer_set: {path}: {reason}"
+    assert not out.exists()
+
+
+def test_logits_check_counts_rows_across_arrow_chunks():
+    from datasets import concatenate_datasets
+
+    first = Dataset.from_dict({"teacher_logits": [[0.0, 1.0]] * 5})
+    second = Dataset.from_dict({"teacher_logits": [[0.0, 1.0], [0.0, 1.0], [float("inf"), 1.0]]})
+    both = concatenate_datasets([first, second])
+    assert both.data.table.column("teacher_logits").num_chunks == 2
+    with pytest.raises(ConfigError, match=r"^transfer_set: x: row 7: teacher_logits inf is not finite$"):
+        student.check_teacher_logits(both, "x", 2)
+    student.check_teacher_logits(first, "x", 2)  # a good one passes
+
+
+@pytest.mark.parametrize(
+    "flag, value, message",
+    [
+        ("--classifier_dropout", "1.5", "classifier_dropout: must be in [0, 1), got 1.5"),
+        ("--alpha", "-0.1", "alpha: must be in [0, 1], got -0.1"),
+        ("--temperature", "0", "temperature: must be > 0 or unset, got 0.0"),
+        ("--embedding_size", "0", "embedding_size: must be >= 1 or unset, got 0"),
+    ],
+)
+def test_out_of_range_settings_are_named(tmp_path, capsys, flag, value, message):
+    with pytest.raises(SystemExit):
+        run_stage(["--output_dir", str(tmp_path / "out"), flag, value])
+    assert capsys.readouterr().err.strip().splitlines()[-1].endswith(f"error: {message}")
+    assert not (tmp_path / "out").exists()
+
+
+def test_script_nan_logits_exit_with_one_line(transfer_set, tmp_path):
+    bad = _variant(transfer_set, tmp_path / "bad", "train", lambda c: _set(c, 4, [float("nan"), 0.0]))
+    result = run_script("train_student.py", "--transfer_set", bad, "--output_dir", tmp_path / "out", *TINY)
+    assert (
+        error_line(result)
+        == f"train_student.py: error: transfer_set: {bad}[train]: row 4: teacher_logits nan is not finite"
+    )
+    assert not (tmp_path / "out").exists()

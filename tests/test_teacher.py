@@ -6,8 +6,9 @@ import pytest
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments
 
 from distil.configs import DataArguments, parse_args
+from distil.errors import ConfigError, InputError
 from distil.stage import StageArguments
-from distil.teacher import TeacherArguments, train_teacher
+from distil.teacher import TeacherArguments, check_head, train_teacher
 
 
 def run_stage(args: list[str]):
@@ -79,3 +80,52 @@ def test_tiny_teacher_tokenizer_knows_its_vocab(tiny_bert_dir):
     tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
     ids = tokenizer("a good movie")["input_ids"]
     assert tokenizer.unk_token_id not in ids and len(tokenizer) > 40
+
+
+# --- bad input: one line naming the field, nothing written ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "model, message",
+    [
+        ("{tmp}/no-such-teacher", "model_name_or_path: cannot load '{tmp}/no-such-teacher': no such directory"),
+        (
+            "pkg://no_such_pkg_xyz/model",
+            "model_name_or_path: pkg://no_such_pkg_xyz/model: Python package 'no_such_pkg_xyz' is not installed "
+            "(pip install no-such-pkg-xyz, or pip install -e '.[offline]')",
+        ),
+    ],
+    ids=["missing-directory", "missing-package"],
+)
+def test_missing_teacher_is_named(toy_data_dir, tmp_path, model, message):
+    out = tmp_path / "out"
+    with pytest.raises(InputError) as excinfo:
+        _run(model.format(tmp=tmp_path), toy_data_dir, out)
+    assert str(excinfo.value) == message.format(tmp=tmp_path)
+    assert not out.exists()
+
+
+def test_classifier_with_other_num_labels_is_refused_unless_its_head_is_replaced(
+    tiny_bert_3_labels_dir, toy_data_dir, tmp_path
+):
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError) as excinfo:
+        _run(tiny_bert_3_labels_dir, toy_data_dir, out)
+    assert str(excinfo.value) == (
+        f"model_name_or_path: '{tiny_bert_3_labels_dir}' is a classifier with num_labels=3, the data has 2 labels "
+        "(negative, positive); set ignore_mismatched_sizes to replace its head"
+    )
+    assert not out.exists()
+    # asked for, the head is replaced (an MNLI-style intermediate model as a starting point)
+    _run(tiny_bert_3_labels_dir, toy_data_dir, out, "--ignore_mismatched_sizes", "true")
+    model = AutoModelForSequenceClassification.from_pretrained(out)
+    assert model.config.num_labels == 2 and model.classifier.weight.shape[0] == 2
+
+
+def test_base_model_or_two_label_head_always_loads():
+    from transformers import BertConfig
+
+    check_head(BertConfig(architectures=["BertModel"], num_labels=3), "base")  # no head: a new one is trained
+    check_head(BertConfig(architectures=["BertForSequenceClassification"], id2label={0: "NEG", 1: "POS"}), "sst2")
+    with pytest.raises(ConfigError, match="num_labels=3"):
+        check_head(BertConfig(architectures=["BertForSequenceClassification"], num_labels=3), "mnli")

@@ -7,6 +7,7 @@ import pytest
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from distil.errors import ConfigError, InputError
 from distil.tokenization import (
     build_word_tokenizer,
     fit_embedding_size,
@@ -16,6 +17,8 @@ from distil.tokenization import (
     teacher_embedding_matrix,
     word_vectors_embedding_matrix,
 )
+
+from .conftest import error_line, run_script
 
 SENTENCES = [
     "it 's a charming and often affecting journey .",
@@ -152,7 +155,70 @@ def test_fit_embedding_size_and_rescale():
     projected = fit_embedding_size(matrix, 4)
     assert projected.shape == (50, 4)
     assert torch.allclose(projected.mean(0), torch.zeros(4), atol=1e-5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ConfigError, match=r"^embedding_size: 32 is wider than the 16-d initial embeddings"):
         fit_embedding_size(matrix, 32)
     scaled = rescale(matrix * 0.05, 1.0, pad_token_id=0)
     assert scaled[1:].std().item() == pytest.approx(1.0, rel=1e-4)
+
+
+# --- bad word vectors: one line naming the file and line (or the field), nothing written -------------------------
+
+
+def run_baseline(data_dir, out, *extra):
+    """The student stage without a transfer set (the baseline), as `recipes/train_student.py` calls it."""
+    from transformers import TrainingArguments
+
+    from distil.configs import DataArguments, parse_args
+    from distil.student import StudentArguments, train_student
+
+    args = ["--data_dir", str(data_dir), "--output_dir", str(out), "--tokenizer", "word", "--hidden_size", "8",
+            "--classifier_hidden_size", "12", "--max_steps", "1", "--report_to", "none", *map(str, extra)]  # fmt: skip
+    return train_student(*parse_args(StudentArguments, DataArguments, TrainingArguments, args=args))
+
+
+BAD_VECTORS = [
+    pytest.param("2 3\ngood 1 x 3\n", ":2: the vector of 'good' has values that are not numbers", id="not-a-number"),
+    pytest.param("good 1 2 3\nfilm 1 2\n", ":2: expected a word and 3 values, found 2 values", id="too-few-values"),
+    pytest.param("2 3\ngood 1 2 3 4\n", ":2: expected a word and 3 values, found 4 values", id="header-dim-mismatch"),
+    pytest.param("good 1 nan 3\n", ":1: the vector of 'good' has values that are not finite", id="not-finite"),
+    pytest.param("good\n", ":1: a word with no vector values", id="no-values"),
+    pytest.param("", ": no vectors found", id="empty-file"),
+]
+
+
+@pytest.mark.parametrize("content, message", BAD_VECTORS)
+def test_malformed_word_vectors_are_named_and_nothing_is_written(toy_data_dir, tmp_path, content, message):
+    path = tmp_path / "vectors.vec"
+    path.write_text(content, encoding="utf-8")
+    out = tmp_path / "out"
+    with pytest.raises(InputError) as excinfo:
+        run_baseline(toy_data_dir, out, "--word_vectors", path)
+    assert str(excinfo.value) == f"{path}{message}"
+    assert not out.exists()
+
+
+def test_word_vectors_narrower_than_embedding_size(toy_data_dir, tmp_path):
+    path = tmp_path / "vectors.vec"
+    path.write_text("2 3\ngood 1 2 3\nfilm 4 5 6\n", encoding="utf-8")
+    out = tmp_path / "out"
+    with pytest.raises(ConfigError) as excinfo:
+        run_baseline(toy_data_dir, out, "--word_vectors", path, "--embedding_size", "16")
+    assert str(excinfo.value) == (
+        f"embedding_size: 16 is wider than the 3-d vectors of {path}; set it to at most 3 (narrower: projected onto "
+        "principal components) or leave it unset"
+    )
+    assert not out.exists()
+    with pytest.raises(InputError, match=r"vectors\.vec: word-vectors file not found$"):
+        run_baseline(toy_data_dir, out, "--word_vectors", tmp_path / "missing" / "vectors.vec")
+    assert not out.exists()
+
+
+def test_script_malformed_word_vectors_exit_with_one_line(toy_data_dir, tmp_path):
+    path = tmp_path / "vectors.vec"
+    path.write_text("2 3\ngood 1 2 3\nfilm 4 5\n", encoding="utf-8")
+    result = run_script(
+        "train_student.py", "--data_dir", toy_data_dir, "--output_dir", tmp_path / "out", "--tokenizer", "word",
+        "--word_vectors", path, "--max_steps", "1",
+    )  # fmt: skip
+    assert error_line(result) == f"train_student.py: error: {path}:3: expected a word and 3 values, found 2 values"
+    assert not (tmp_path / "out").exists()

@@ -14,6 +14,7 @@ import distil.labeling as labeling
 from distil.augment import AugmentationArguments
 from distil.configs import ConfigError, DataArguments, parse_args
 from distil.data import LABEL_NAMES, read_glue_tsv
+from distil.errors import InputError
 from distil.stage import Signature, StageArguments, StageOutput, is_done
 from distil.transfer_set import TransferSetArguments, build_transfer_set, dataset_card, save_atomically
 
@@ -112,11 +113,24 @@ def test_no_augment_labels_the_original_train_set(toy_data_dir, tiny_bert_dir, t
 def test_bad_inputs_fail_with_one_line_naming_the_field(toy_data_dir, tiny_bert_dir, tmp_path):
     with pytest.raises(ConfigError, match="spacy_model: 'nope'"):
         run_stage(_args(toy_data_dir, tiny_bert_dir, tmp_path / "o", "--spacy_model", "nope"))
-    with pytest.raises(ConfigError, match="teacher_model: cannot load"):
+    with pytest.raises(InputError) as excinfo:
         run_stage(_args(toy_data_dir, tmp_path / "missing-teacher", tmp_path / "o"))
+    assert str(excinfo.value) == f"teacher_model: cannot load '{tmp_path / 'missing-teacher'}': no such directory"
     with pytest.raises(SystemExit):
         run_stage(_args(toy_data_dir, tiny_bert_dir, tmp_path / "o", "--p_mask", "2"))
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("no_augment", [False, True], ids=["augment", "no-augment"])
+def test_teacher_with_other_num_labels_is_refused(toy_data_dir, tiny_bert_3_labels_dir, tmp_path, no_augment):
+    out = tmp_path / "o"
+    with pytest.raises(ConfigError) as excinfo:
+        run_stage(_args(toy_data_dir, tiny_bert_3_labels_dir, out, *(["--no_augment"] if no_augment else [])))
+    assert str(excinfo.value) == (
+        f"teacher_model: '{tiny_bert_3_labels_dir}' has num_labels=3, the data has 2 labels (negative, positive); "
+        "give a teacher fine-tuned on it"
+    )
+    assert not out.exists()
 
 
 def test_output_dir_is_replaced_atomically(tmp_path):
