@@ -20,12 +20,11 @@ from .conftest import ROOT, tiny_pipeline_args, toy_rows
 
 def _launch(num_processes: int, args: list[str], cache: str) -> str:
     """Run recipes/distil.py under `accelerate launch` with `num_processes` CPU processes; returns its output."""
-    # `accelerate launch --cpu` starts one process (several CPU processes need mpirun there); `--multi_gpu` starts
+    # `accelerate launch --cpu` starts one process (several CPU processes need mpirun there); cpu_2proc.yaml starts
     # them with torch's launcher, and on a machine without a GPU they form a gloo group.
-    launch = ["--multi_gpu", "--num_processes", str(num_processes)] if num_processes > 1 else ["--cpu"]
+    config = ROOT / "configs" / "accelerate" / ("cpu_2proc.yaml" if num_processes == 2 else "cpu.yaml")
     result = subprocess.run(
-        [sys.executable, "-m", "accelerate.commands.launch", *launch, "--num_machines", "1",
-         "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "0",
+        [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config), "--main_process_port", "0",
          str(ROOT / "recipes" / "distil.py"), *args],
         capture_output=True, text=True, timeout=600, cwd=ROOT, stdin=subprocess.DEVNULL,
         env={**os.environ, "HF_DATASETS_CACHE": cache, "OMP_NUM_THREADS": "1"},
