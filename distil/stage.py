@@ -10,9 +10,9 @@ from distil.utils import save_run_args
 logger = logging.getLogger("distil")
 
 
-def finish_training(trainer, eval_dataset, metrics: dict[str, float], *arg_objects, card_kwargs=None):
+def finish_training(trainer, eval_dataset, metrics: dict[str, float], *arg_objects, hub=None):
     """Evaluate on `eval_dataset`, save the model and tokenizer, record the run's arguments, then the metrics, then
-    push.
+    push (once, with a card, on the main process: `hub` is what `distil.push.hold_trainer_push` returned).
 
     `all_results.json` (the metrics) is written after the weights and `run_args.json`, so a stage whose folder holds it
     has everything. Returns `metrics` with `eval_*`, `eval_perplexity` and `eval_samples` added.
@@ -24,10 +24,14 @@ def finish_training(trainer, eval_dataset, metrics: dict[str, float], *arg_objec
     trainer.log_metrics("eval", eval_metrics)
 
     trainer.save_model(output_dir)
+    if hub is not None:
+        trainer.args.push_to_hub = True  # held off while the Trainer ran; recorded as the user asked
     if trainer.is_world_process_zero():
         save_run_args(output_dir, *arg_objects)
     trainer.save_metrics("all", metrics)
 
-    if trainer.args.push_to_hub:
-        trainer.push_to_hub(**(card_kwargs or {}))
+    if hub is not None and trainer.is_world_process_zero():
+        from distil.push import push_model
+
+        push_model(output_dir, hub.hub_model_id, token=hub.hub_token, private=hub.hub_private_repo)
     return metrics

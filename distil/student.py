@@ -22,6 +22,7 @@ from distil.data import LABEL_NAMES, load_sst2_from_args
 from distil.errors import ConfigError
 from distil.hub import resolve_model_path
 from distil.modeling_bilstm import BiLSTMConfig, BiLSTMForSequenceClassification
+from distil.push import hold_trainer_push
 from distil.stage import finish_training
 from distil.tokenization import (
     MASK_TOKEN,
@@ -287,7 +288,8 @@ def train_student(
         loss_type,
     )
 
-    # Train
+    # Train (the Trainer's own pushes held: `finish_training` pushes once)
+    hub = hold_trainer_push(training_args)
     trainer = DistillationTrainer(
         model=model,
         args=training_args,
@@ -313,5 +315,5 @@ def train_student(
         student_args,
         data_args,
         training_args,
-        card_kwargs={"dataset_name": "stanfordnlp/sst2", "tasks": "text-classification"},
+        hub=hub,
     )

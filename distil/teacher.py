@@ -15,6 +15,7 @@ from distil.configs import DataArguments, apply_lr_schedule
 from distil.data import LABEL_NAMES, load_sst2_from_args, tokenize_splits
 from distil.hub import resolve_model_path
 from distil.metrics import compute_classification_metrics
+from distil.push import hold_trainer_push
 from distil.stage import finish_training
 from distil.utils import setup_logging
 
@@ -73,7 +74,8 @@ def train_teacher(
     with training_args.main_process_first(desc="tokenizing"):
         splits = tokenize_splits(raw, tokenizer, data_args.max_seq_length)
 
-    # Train
+    # Train (the Trainer's own pushes held: `finish_training` pushes once)
+    hub = hold_trainer_push(training_args)
     trainer = Trainer(
         model=model,
         args=training_args,
@@ -93,5 +95,5 @@ def train_teacher(
         teacher_args,
         data_args,
         training_args,
-        card_kwargs={"dataset_name": "stanfordnlp/sst2", "tasks": "text-classification"},
+        hub=hub,
     )
