@@ -14,12 +14,15 @@ from dataclasses import dataclass, field
 
 import yaml
 
+from distil.push import HubArguments, create_repos, push_run
+
 STAGE_CONFIG_FIELDS = {"teacher": "teacher_config", "augment": "augment_config", "student": "student_config"}
 
 
 @dataclass
-class PipelineArguments:
-    """`recipes/distil.py`: which stage configs to chain, and the settings shared by all stages."""
+class PipelineArguments(HubArguments):
+    """`recipes/distil.py`: which stage configs to chain, the settings shared by all stages, and where to push
+    (`HubArguments`: `push_to_hub`, `hub_model_id`, `hub_dataset_id`, `hub_teacher_id`, ...)."""
 
     output_dir: str = field(
         default="outputs/distil",
@@ -74,10 +77,6 @@ class PipelineArguments:
         default=False, metadata={"help": "Start every stage fresh: delete their outputs first."}
     )
     eval_batch_size: int = field(default=128, metadata={"help": "Batch size of the final teacher/student evaluation."})
-    push_to_hub: bool = field(default=False, metadata={"help": "Push the student (and its card) to the Hub."})
-    hub_model_id: str | None = field(
-        default=None, metadata={"help": "Hub repo of the student, e.g. `me/sst2-bilstm`."}
-    )
 
     def __post_init__(self):
         for name in ("teacher_overrides", "augment_overrides", "student_overrides"):
@@ -94,8 +93,7 @@ class PipelineArguments:
             setattr(self, name, value or {})
         if not self.train_teacher and not self.teacher_model:
             raise ValueError("teacher_model is required when train_teacher is false")
-        if self.push_to_hub and not self.hub_model_id:
-            raise ValueError("hub_model_id is required with push_to_hub")
+        self.require("hub_model_id", "hub_dataset_id")  # with push_to_hub
 
     def stage_dirs(self) -> dict[str, str]:
         return {name: os.path.join(self.output_dir, name) for name in ("teacher", "transfer_set", "student")}
@@ -118,6 +116,7 @@ def stage_arguments(pipe: PipelineArguments, stage: str, output_dir: str, **extr
         "use_cpu": pipe.use_cpu or None,
         "on_stale": pipe.on_stale,
         "overwrite_output_dir": pipe.overwrite_output_dir or None,
+        "push_to_hub": False,  # the pipeline pushes the outputs itself (`push_run`), each once
     }
     known = {f.name for dtype in dataclass_types for f in dataclasses.fields(dtype)}
     shared = {k: v for k, v in shared.items() if v is not None and k in known}
@@ -171,6 +170,8 @@ def run_pipeline(pipe: PipelineArguments, command: str | None = None) -> dict[st
     student_args = stage_arguments(
         pipe, "student", dirs["student"], transfer_set=dirs["transfer_set"], teacher_model=teacher
     )
+    local_teacher = teacher if pipe.train_teacher or os.path.isdir(teacher) else None
+    create_repos(pipe, teacher_dir=local_teacher)  # a wrong token or an unreachable Hub fails before any stage
 
     # Teacher
     if teacher_args is not None:
@@ -193,9 +194,15 @@ def run_pipeline(pipe: PipelineArguments, command: str | None = None) -> dict[st
     with open(report, encoding="utf-8") as f:
         results = json.load(f)
 
-    # Push (main process)
-    if pipe.push_to_hub and is_main_process():
-        push_student(dirs["student"], pipe.hub_model_id, pipe.output_dir)
+    # Push (main process): the transfer set, the teacher with hub_teacher_id, the student
+    push_run(
+        pipe,
+        student_dir=dirs["student"],
+        transfer_set_dir=dirs["transfer_set"],
+        teacher_dir=local_teacher,
+        results=results,
+        retry="run the same command again (finished stages are skipped: it evaluates and pushes)",
+    )
     wait_for_everyone()
     return results
 
@@ -252,16 +259,3 @@ def write_report(output_dir: str, results: dict[str, dict[str, float]]) -> None:
         with atomic_write(os.path.join(output_dir, name)) as f:
             f.write(text)
     logging.getLogger("distil").info("Wrote the report to %s", output_dir)
-
-
-def push_student(student_dir: str, repo_id: str, output_dir: str) -> str:
-    """Upload the student folder (model, tokenizer, code) and the run's teacher-vs-student table to the Hub."""
-    from huggingface_hub import HfApi
-
-    api = HfApi()
-    api.create_repo(repo_id, exist_ok=True)
-    api.upload_folder(folder_path=student_dir, repo_id=repo_id, ignore_patterns=["checkpoint-*", "*.tmp"])
-    report = os.path.join(output_dir, "results.md")
-    if os.path.isfile(report):
-        api.upload_file(path_or_fileobj=report, path_in_repo="results.md", repo_id=repo_id)
-    return repo_id

@@ -259,11 +259,10 @@ def move_into(src_dir: str, dst_dir: str) -> None:
     os.rmdir(src_dir)
 
 
-def finish_training(
-    trainer, eval_dataset, metrics: dict[str, float], output: StageOutput, *arg_objects, card_kwargs=None
-):
+def finish_training(trainer, eval_dataset, metrics: dict[str, float], output: StageOutput, *arg_objects, hub=None):
     """The tail of a trainer stage: evaluate on `eval_dataset`, then write the weights and tokenizer (saved into a
-    temporary sibling and renamed into place), `run_args.json` and `all_results.json`, and `stage.json` as done last.
+    temporary sibling and renamed into place), `run_args.json` and `all_results.json`, and `stage.json` as done last;
+    then push once, with a card, from the main process (`hub` is what `distil.push.hold_trainer_push` returned).
 
     Returns `metrics` with `eval_*`, `eval_perplexity` and `eval_samples` added. Every process calls it; the main
     process writes, and everyone leaves together.
@@ -280,6 +279,8 @@ def finish_training(
         shutil.rmtree(staging)
     wait_for_everyone()
     trainer.save_model(staging)
+    if hub is not None:
+        trainer.args.push_to_hub = True  # held off while the Trainer ran; recorded as the user asked
     if trainer.is_world_process_zero():
         move_into(staging, output_dir)
         save_run_args(output_dir, *arg_objects)
@@ -288,9 +289,21 @@ def finish_training(
         logger.info("Saved %s to %s", output.name, output_dir)
     wait_for_everyone()
 
-    if trainer.args.push_to_hub:
-        trainer.push_to_hub(**(card_kwargs or {}))
+    if hub is not None and trainer.is_world_process_zero():
+        from distil.push import push_model
+
+        push_model(output_dir, hub.hub_model_id, token=hub.hub_token, private=hub.hub_private_repo)
     return metrics
+
+
+def push_finished(training_args) -> None:
+    """A finished trainer stage that is skipped still pushes when asked (a re-run after a failed push retries it)."""
+    from distil.push import hold_trainer_push, push_model
+
+    hub = hold_trainer_push(training_args)
+    if hub is not None and is_main_process():
+        push_model(training_args.output_dir, hub.hub_model_id, token=hub.hub_token, private=hub.hub_private_repo)
+    wait_for_everyone()
 
 
 def read_metrics(output_dir: str) -> dict[str, float]:

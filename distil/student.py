@@ -23,6 +23,7 @@ from distil.data import LABEL_NAMES, data_fingerprint, load_sst2_from_args
 from distil.errors import ConfigError
 from distil.hub import load_errors, resolve_model_path
 from distil.modeling_bilstm import BiLSTMConfig, BiLSTMForSequenceClassification
+from distil.push import hold_trainer_push
 from distil.stage import (
     Signature,
     StageArguments,
@@ -32,6 +33,7 @@ from distil.stage import (
     finish_training,
     log_precision,
     model_fingerprint,
+    push_finished,
     read_metrics,
     settings_of,
 )
@@ -324,6 +326,7 @@ def train_student(
         training_args.output_dir, student_signature(student_args, data_args, training_args), stage_args
     )
     if output.check():
+        push_finished(training_args)
         return read_metrics(training_args.output_dir)
 
     # `eval_strategy` other than "no" turns `do_eval` on, so only `--do_eval` alone (no eval_strategy) means eval-only.
@@ -383,7 +386,8 @@ def train_student(
         loss_type,
     )
 
-    # Train
+    # Train (the Trainer's own pushes held: `finish_training` pushes once)
+    hub = hold_trainer_push(training_args)
     output.start()
     trainer = DistillationTrainer(
         model=model,
@@ -411,5 +415,5 @@ def train_student(
         student_args,
         data_args,
         training_args,
-        card_kwargs={"dataset_name": "stanfordnlp/sst2", "tasks": "text-classification"},
+        hub=hub,
     )

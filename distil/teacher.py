@@ -23,6 +23,7 @@ from distil.data import LABEL_NAMES, data_fingerprint, load_sst2_from_args, toke
 from distil.errors import ConfigError
 from distil.hub import load_errors, resolve_model_path
 from distil.metrics import compute_classification_metrics
+from distil.push import hold_trainer_push
 from distil.stage import (
     Signature,
     StageArguments,
@@ -30,6 +31,7 @@ from distil.stage import (
     finish_training,
     log_precision,
     model_fingerprint,
+    push_finished,
     read_metrics,
     settings_of,
 )
@@ -120,6 +122,7 @@ def train_teacher(
         training_args.output_dir, teacher_signature(teacher_args, data_args, training_args), stage_args
     )
     if output.check():
+        push_finished(training_args)
         return read_metrics(training_args.output_dir)
 
     # Data
@@ -148,6 +151,7 @@ def train_teacher(
     checkpoint = training_args.resume_from_checkpoint or output.last_checkpoint()
     if checkpoint:
         logger.info("Resuming from %s", checkpoint)
+    hub = hold_trainer_push(training_args)  # the Trainer's own pushes held: `finish_training` pushes once
     output.start()
     trainer = Trainer(
         model=model,
@@ -169,5 +173,5 @@ def train_teacher(
         teacher_args,
         data_args,
         training_args,
-        card_kwargs={"dataset_name": "stanfordnlp/sst2", "tasks": "text-classification"},
+        hub=hub,
     )

@@ -28,6 +28,7 @@ from distil.distributed import process_state
 from distil.errors import ConfigError
 from distil.hub import load_errors, resolve_model_path
 from distil.labeling import export_tsv, free_teachers, label_in_shards, resolve_autocast
+from distil.push import create_repo, push_transfer_set
 from distil.stage import Signature, StageArguments, StageOutput, model_fingerprint, settings_of
 from distil.utils import atomic_directory, save_run_args, setup_logging
 
@@ -89,7 +90,12 @@ class TransferSetArguments:
     cache_dir: str | None = field(default=None, metadata={"help": "datasets cache directory for SST-2."})
     push_to_hub: bool = field(default=False, metadata={"help": "Push the DatasetDict with a dataset card."})
     hub_dataset_id: str | None = field(default=None, metadata={"help": "Hub dataset repo for `push_to_hub`."})
-    hub_private: bool = field(default=False, metadata={"help": "Create the Hub dataset repo as private."})
+    hub_private_repo: bool | None = field(
+        default=None, metadata={"help": "Create the Hub dataset repo private (unset: the namespace's default)."}
+    )
+    hub_token: str | None = field(
+        default=None, repr=False, metadata={"help": "Hub token (unset: HF_TOKEN, or the token of `hf auth login`)."}
+    )
 
     def __post_init__(self):
         for name, low in (("seed", 0), ("map_batch_size", 1), ("tag_batch_size", 1)):
@@ -138,7 +144,14 @@ def build_transfer_set(
         check_spacy_model(args.spacy_model)
     output = StageOutput(args.output_dir, transfer_set_signature(args, rules, data_args), stage_args)
     if output.check():
+        if args.push_to_hub and state.is_main_process:  # a re-run after a failed push retries it
+            push_transfer_set(
+                args.output_dir, args.hub_dataset_id, token=args.hub_token, private=args.hub_private_repo
+            )
+        state.wait_for_everyone()
         return datasets.load_from_disk(args.output_dir)
+    if args.push_to_hub and state.is_main_process:  # a wrong token or an unreachable Hub fails before the work
+        create_repo(args.hub_dataset_id, "dataset", token=args.hub_token, private=args.hub_private_repo)
 
     # Data
     raw = load_sst2_from_args(data_args, cache_dir=args.cache_dir)
@@ -194,13 +207,13 @@ def build_transfer_set(
 
     # Save: the main process writes, stage.json last; the others wait
     if state.is_main_process:
-        save_atomically(splits, args.output_dir, output, args, rules, data_args)
+        save_atomically(splits, args.output_dir, output, args, rules, data_args, command=command)
         logger.info("Saved transfer_set to %s", args.output_dir)
     state.wait_for_everyone()
 
     # Push
     if args.push_to_hub and state.is_main_process:
-        push_with_card(splits, args, rules, data_args, command or "")
+        push_transfer_set(args.output_dir, args.hub_dataset_id, token=args.hub_token, private=args.hub_private_repo)
     return splits
 
 
@@ -222,64 +235,20 @@ def check_teacher(name: str, need_mask: bool = True) -> tuple[str, str | None]:
 
 
 def save_atomically(
-    splits: datasets.DatasetDict, output_dir: str, output: StageOutput, args: TransferSetArguments, *arg_objects
+    splits: datasets.DatasetDict,
+    output_dir: str,
+    output: StageOutput,
+    args: TransferSetArguments,
+    *arg_objects,
+    command: str | None = None,
 ) -> None:
-    """`save_to_disk`, the run's arguments, the TSV export (when asked) and `stage.json` (last) into a temporary
-    sibling, then swap it in whole: an interrupted save leaves the earlier output (or none), never a partial one."""
+    """`save_to_disk`, the run's arguments and command, the TSV export (when asked) and `stage.json` (last) into a
+    temporary sibling, then swap it in whole: an interrupted save leaves the earlier output (or none), never a partial
+    one."""
     with atomic_directory(output_dir) as tmp:
         splits.save_to_disk(tmp)
-        save_run_args(tmp, args, *arg_objects)
+        save_run_args(tmp, args, *arg_objects, command=command)
         if args.export_tsv:
             n = export_tsv(splits["train"], args.export_tsv)
             logger.info("Wrote %d rows to %s", n, args.export_tsv)
         output.mark_done(tmp)
-
-
-def dataset_card(
-    splits: datasets.DatasetDict,
-    args: TransferSetArguments,
-    rules: AugmentationArguments,
-    data_args: DataArguments,
-    command: str,
-) -> str:
-    """The dataset card's Markdown: what this transfer set is, its parameters, teacher, row counts and command."""
-    rows = "\n".join(f"| {split} | {len(ds):,} |" for split, ds in splits.items())
-    source = data_args.data_dir or data_args.dataset_name
-    settings = {**{k: getattr(rules, k) for k in ("p_mask", "p_pos", "p_ng", "max_ng", "n_iter")}}
-    settings.update({k: getattr(args, k) for k in ("seed", "spacy_model", "no_augment")})
-    params = "\n".join(f"| `{k}` | `{v}` |" for k, v in settings.items())
-    return f"""# Transfer set for distilling `{args.teacher_model}` into a BiLSTM
-
-SST-2 ({source}) augmented as in Tang et al. (2019), "Distilling Task-Specific Knowledge from BERT into Simple Neural
-Networks", and labelled with the teacher's logits.
-
-Columns: `sentence` (lowercased tokens joined by spaces, masks written as the teacher's mask token), `idx` (source row
-in SST-2 train), `label` (gold for original sentences, -1 for augmented ones), `teacher_logits` (float32).
-
-Teacher: `{args.teacher_model}` (max_seq_length {data_args.max_seq_length}, precision `{args.precision}`).
-
-| split | rows |
-|---|---|
-{rows}
-
-| parameter | value |
-|---|---|
-{params}
-
-Command:
-
-```bash
-{command}
-```
-"""
-
-
-def push_with_card(splits, args, rules, data_args, command: str) -> None:
-    """Push the DatasetDict, then replace the card's text (keeping the metadata `push_to_hub` wrote)."""
-    from huggingface_hub import DatasetCard
-
-    splits.push_to_hub(args.hub_dataset_id, private=args.hub_private)
-    card = DatasetCard.load(args.hub_dataset_id, repo_type="dataset")
-    card.text = dataset_card(splits, args, rules, data_args, command)
-    card.push_to_hub(args.hub_dataset_id, repo_type="dataset", commit_message="Add dataset card")
-    logger.info("Pushed to https://huggingface.co/datasets/%s", args.hub_dataset_id)

@@ -7,6 +7,7 @@ import dataclasses
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import uuid
@@ -89,13 +90,18 @@ def atomic_directory(output_dir: str):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def save_run_args(output_dir: str, *arg_objects, filename: str = "run_args.json") -> str:
-    """Write every argument dataclass of the run to `output_dir/filename` (write-then-rename)."""
+def save_run_args(output_dir: str, *arg_objects, filename: str = "run_args.json", command: str | None = None) -> str:
+    """Write every argument dataclass of the run (and the command that ran it, when given) to `output_dir/filename`
+    (write-then-rename). A `hub_token` is recorded as `<HUB_TOKEN>`, as `TrainingArguments.to_dict` does."""
     os.makedirs(output_dir, exist_ok=True)
     payload = {}
     for obj in arg_objects:
         values = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
+        if values.get("hub_token") is not None:
+            values["hub_token"] = "<HUB_TOKEN>"
         payload[type(obj).__name__] = values
+    if command is not None:
+        payload["command"] = re.sub(r"(--hub_token[= ])\S+", r"\1<HUB_TOKEN>", command)
     path = os.path.join(output_dir, filename)
     write_json(path, payload)
     return path

