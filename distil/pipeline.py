@@ -15,12 +15,13 @@ from dataclasses import dataclass, field
 import yaml
 
 from distil.push import HubArguments, create_repos, push_run
+from distil.stage import StageArguments
 
 STAGE_CONFIG_FIELDS = {"teacher": "teacher_config", "augment": "augment_config", "student": "student_config"}
 
 
 @dataclass
-class PipelineArguments(HubArguments):
+class PipelineArguments(HubArguments, StageArguments):
     """`recipes/distil.py`: which stage configs to chain, the settings shared by all stages, and where to push
     (`HubArguments`: `push_to_hub`, `hub_model_id`, `hub_dataset_id`, `hub_teacher_id`, ...)."""
 
@@ -64,17 +65,6 @@ class PipelineArguments(HubArguments):
     )
     student_overrides: dict | str | None = field(
         default=None, metadata={"help": "Extra `key: value` arguments for the student stage (YAML mapping or JSON)."}
-    )
-    on_stale: str = field(
-        default="rebuild",
-        metadata={
-            "help": "A stage whose output was built from other settings or inputs: `rebuild` it (and the stages "
-            "after it), or stop with an `error` naming what changed.",
-            "choices": ["rebuild", "error"],
-        },
-    )
-    overwrite_output_dir: bool = field(
-        default=False, metadata={"help": "Start every stage fresh: delete their outputs first."}
     )
     eval_batch_size: int = field(default=128, metadata={"help": "Batch size of the final teacher/student evaluation."})
 

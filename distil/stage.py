@@ -53,14 +53,14 @@ class StageArguments:
     on_stale: str = field(
         default="rebuild",
         metadata={
-            "help": "When the output was built from other settings or inputs: `rebuild` it (logging what changed), "
-            "or stop with an `error` naming what changed.",
+            "help": "When a stage's output was built from other settings or inputs: `rebuild` it (logging what "
+            "changed; in the pipeline the stages after it follow), or stop with an `error` naming what changed.",
             "choices": ["rebuild", "error"],
         },
     )
     overwrite_output_dir: bool = field(
         default=False,
-        metadata={"help": "Start fresh: delete the stage's output (checkpoints and labelled shards kept apart)."},
+        metadata={"help": "Start fresh: delete the stage's output folder (checkpoints included) first."},
     )
 
 
