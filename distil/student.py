@@ -8,6 +8,8 @@ WordPiece or a word-level vocabulary), the initial embeddings and a `BiLSTMForSe
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from distil.tokenization import (
     build_word_tokenizer,
     fit_embedding_size,
     load_teacher_tokenizer,
+    prune_tokenizer,
     rescale,
     set_input_embeddings,
     teacher_embedding_matrix,
@@ -66,6 +69,22 @@ class StudentArguments:
             "embeddings the best offline choice on SST-2 dev); `word`: a word-level tokenizer built from the training "
             "sentences.",
             "choices": ["word", "teacher"],
+        },
+    )
+    prune_vocab: bool = field(
+        default=False,
+        metadata={
+            "help": "`tokenizer=teacher`: keep only the WordPieces of the training sentences (plus the special "
+            "tokens and single ASCII characters), each starting from the teacher's row; any other word splits into "
+            "kept pieces or becomes [UNK]. SST-2: 11.6k of MiniLM's 30.5k rows."
+        },
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Load the tokenizer from here instead of building one, e.g. the distilled student's directory: "
+            "a baseline with the same `teacher_model` then starts from exactly the student's vocabulary and initial "
+            "embeddings."
         },
     )
     teacher_model: str | None = field(
@@ -181,10 +200,18 @@ def load_splits(student_args: StudentArguments, data_args: DataArguments) -> Dat
 
 
 def build_tokenizer(student_args: StudentArguments, splits: DatasetDict, max_seq_length: int):
+    if student_args.tokenizer_name_or_path:
+        path = student_args.tokenizer_name_or_path
+        if not os.path.isfile(os.path.join(path, "tokenizer_config.json")):
+            raise ConfigError(f"tokenizer_name_or_path: {path}: no saved tokenizer (tokenizer_config.json) there")
+        return load_teacher_tokenizer(path)
     if student_args.tokenizer == "teacher":
         if not student_args.teacher_model:
             raise ValueError("tokenizer=teacher needs teacher_model")
-        return load_teacher_tokenizer(resolve_model_path(student_args.teacher_model))
+        tokenizer = load_teacher_tokenizer(resolve_model_path(student_args.teacher_model))
+        if student_args.prune_vocab:
+            tokenizer = prune_tokenizer(tokenizer, splits["train"]["sentence"])
+        return tokenizer
     return build_word_tokenizer(
         splits["train"]["sentence"],
         mask_token=student_args.mask_token,
@@ -213,6 +240,14 @@ def initial_embeddings(student_args: StudentArguments, tokenizer, seed: int):
     matrix = fit_embedding_size(matrix, student_args.embedding_size)
     matrix = rescale(matrix, student_args.embedding_init_std, tokenizer.pad_token_id)
     return matrix, method
+
+
+def fingerprint(*arrays) -> str:
+    """A short hash of arrays (or tensors): equal starting points have equal fingerprints."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a.detach().cpu().numpy() if hasattr(a, "detach") else a).tobytes())
+    return h.hexdigest()[:16]
 
 
 def train_student(
@@ -272,6 +307,13 @@ def train_student(
         multichannel_channels=student_args.multichannel_channels,
         embedding_init_std=student_args.embedding_init_std or 1.0,
         pad_token_id=tokenizer.pad_token_id,
+        # where the run started from, so that two runs can be checked to start alike (benchmarks/report.py)
+        init_embeddings={
+            "method": init_method,
+            "source": student_args.teacher_model if init_method == "teacher" else student_args.word_vectors,
+            "fingerprint": fingerprint(matrix) if matrix is not None else None,
+        },
+        vocab_fingerprint=hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest()[:16],
         num_labels=len(LABEL_NAMES),
         id2label=dict(enumerate(LABEL_NAMES)),
         label2id={name: i for i, name in enumerate(LABEL_NAMES)},
