@@ -2,7 +2,7 @@
 
 An embedding (optionally a multichannel convolutional one), a bidirectional LSTM, and an MLP classifier over the last
 forward state and the first backward state. Padding never reaches the LSTM: sequences are packed by their lengths
-from `attention_mask`.
+from `attention_mask`, and a batch without padding (one sentence) runs unpacked.
 
 This file is self-contained (it imports only `torch` and `transformers`): `save_pretrained` copies it next to the
 weights, so a saved student loads with `trust_remote_code=True` where `distil` is not installed.
@@ -171,6 +171,15 @@ class BiLSTMModel(BiLSTMPreTrainedModel):
         else:
             self.embeddings = value
 
+    def run_lstm(self, inputs):
+        """The LSTM in fp32, outside any autocast region: CUDA autocast would run cuDNN's LSTM in fp16 whatever dtype
+        was asked for (bf16 included), without loss scaling. Its weights stay fp32 (the master weights)."""
+        device_type = (inputs if isinstance(inputs, torch.Tensor) else inputs.data).device.type
+        with torch.autocast(device_type=device_type, enabled=False):
+            if isinstance(inputs, torch.Tensor):
+                inputs = inputs.float()
+            return self.lstm(inputs)
+
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
@@ -182,33 +191,42 @@ class BiLSTMModel(BiLSTMPreTrainedModel):
         if input_ids is None:
             raise ValueError("BiLSTMModel needs input_ids")
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        attention_mask = attention_mask.to(torch.long)
-        # Left padding (or holes): move each row's real tokens to the front, keeping their order.
-        if (attention_mask[:, 1:] > attention_mask[:, :-1]).any():
-            order = torch.sort(1 - attention_mask, dim=1, stable=True).indices
-            input_ids = input_ids.gather(1, order)
-            attention_mask = attention_mask.gather(1, order)
         batch_size, seq_len = input_ids.shape
-        lengths = attention_mask.sum(dim=1).clamp(min=1)
-
-        if isinstance(self.embeddings, MultiChannelEmbedding):
-            embedded = self.embeddings(input_ids, attention_mask)
-        else:
+        hidden = self.config.hidden_size
+        # No padding (one sentence, or a batch of equal lengths): the LSTM runs on the whole sequence, with no packing
+        # and no lengths copied to the host. A single padded sentence is cut to its tokens and takes the same path.
+        # Outputs equal the packed path's (to float rounding): padded positions of `sequence_output` are zeros.
+        if attention_mask is None or bool(attention_mask.all()):
             embedded = self.embeddings(input_ids)
-        # The LSTM runs in fp32 even inside an autocast region: CUDA autocast would run cuDNN's LSTM in fp16 whatever
-        # dtype was asked for (bf16 included), without loss scaling. Its weights stay fp32 (the master weights).
-        with torch.autocast(device_type=embedded.device.type, enabled=False):
-            packed = pack_padded_sequence(embedded.float(), lengths.cpu(), batch_first=True, enforce_sorted=False)
-            packed_out, _ = self.lstm(packed)
-        sequence_output, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=seq_len)
-        sequence_output = sequence_output.view(batch_size, seq_len, 2, self.config.hidden_size)
-        last = (lengths - 1).view(batch_size, 1, 1).expand(batch_size, 1, self.config.hidden_size)
-        forward_last = sequence_output[:, :, 0].gather(1, last).squeeze(1)  # forward direction at the last token
-        backward_first = sequence_output[:, 0, 1]  # backward direction at the first token
-        pooled = torch.cat([forward_last, backward_first], dim=-1)
-        sequence_output = sequence_output.view(batch_size, seq_len, 2 * self.config.hidden_size)
+            sequence_output, _ = self.run_lstm(embedded)
+            pooled = torch.cat([sequence_output[:, -1, :hidden], sequence_output[:, 0, hidden:]], dim=-1)
+        else:
+            attention_mask = attention_mask.to(torch.long)
+            # Left padding (or holes): move each row's real tokens to the front, keeping their order.
+            if (attention_mask[:, 1:] > attention_mask[:, :-1]).any():
+                order = torch.sort(1 - attention_mask, dim=1, stable=True).indices
+                input_ids = input_ids.gather(1, order)
+                attention_mask = attention_mask.gather(1, order)
+            lengths = attention_mask.sum(dim=1).clamp(min=1)
+            if isinstance(self.embeddings, MultiChannelEmbedding):
+                embedded = self.embeddings(input_ids, attention_mask)
+            else:
+                embedded = self.embeddings(input_ids)
+            if batch_size == 1:
+                length = int(lengths[0])
+                tokens_output, _ = self.run_lstm(embedded[:, :length])
+                sequence_output = tokens_output.new_zeros(1, seq_len, 2 * hidden)
+                sequence_output[:, :length] = tokens_output
+                pooled = torch.cat([tokens_output[:, -1, :hidden], tokens_output[:, 0, hidden:]], dim=-1)
+            else:
+                packed = pack_padded_sequence(embedded.float(), lengths.cpu(), batch_first=True, enforce_sorted=False)
+                packed_out, _ = self.run_lstm(packed)
+                sequence_output, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=seq_len)
+                by_direction = sequence_output.view(batch_size, seq_len, 2, hidden)
+                last = (lengths - 1).view(batch_size, 1, 1).expand(batch_size, 1, hidden)
+                forward_last = by_direction[:, :, 0].gather(1, last).squeeze(1)  # forward direction, last token
+                backward_first = by_direction[:, 0, 1]  # backward direction at the first token
+                pooled = torch.cat([forward_last, backward_first], dim=-1)
 
         hidden_states = (embedded, sequence_output) if output_hidden_states else None
         if not return_dict:
@@ -249,10 +267,12 @@ class BiLSTMForSequenceClassification(BiLSTMPreTrainedModel):
         return_dict: bool | None = None,
     ) -> SequenceClassifierOutput | tuple:
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        outputs = self.bilstm(
-            input_ids, attention_mask=attention_mask, output_hidden_states=output_hidden_states, return_dict=True
+        # a tuple, not a ModelOutput: one fewer object per call, which counts at batch size 1
+        _, pooled, *hidden_states = self.bilstm(
+            input_ids, attention_mask=attention_mask, output_hidden_states=output_hidden_states, return_dict=False
         )
-        logits = self.classifier(outputs.pooler_output)
+        hidden_states = hidden_states[0] if hidden_states else None
+        logits = self.classifier(pooled)
 
         loss = None
         if labels is not None:
@@ -261,9 +281,9 @@ class BiLSTMForSequenceClassification(BiLSTMPreTrainedModel):
             else:
                 loss = nn.functional.cross_entropy(logits.view(-1, self.num_labels), labels.view(-1))
         if not return_dict:
-            output = (logits,) + ((outputs.hidden_states,) if outputs.hidden_states is not None else ())
+            output = (logits,) + ((hidden_states,) if hidden_states is not None else ())
             return ((loss,) + output) if loss is not None else output
-        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=outputs.hidden_states)
+        return SequenceClassifierOutput(loss=loss, logits=logits, hidden_states=hidden_states)
 
 
 BiLSTMConfig.register_for_auto_class()

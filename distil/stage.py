@@ -41,7 +41,7 @@ IGNORED_SETTINGS = {
     "export_tsv", "cache_dir", "do_eval", "do_predict", "prediction_loss_only", "skip_memory_metrics",
     "on_stale", "overwrite_output_dir", "max_eval_samples", "eval_batch_size",
     # paths: what they point to is compared through the inputs' fingerprints instead
-    "data_dir", "model_name_or_path", "teacher_model", "transfer_set", "word_vectors",
+    "data_dir", "model_name_or_path", "teacher_model", "transfer_set", "word_vectors", "tokenizer_name_or_path",
 }  # fmt: skip
 IGNORED_PREFIXES = ("logging_", "hub_", "save_", "dataloader_", "eval_", "ddp_", "include_", "torch_compile")
 

@@ -8,6 +8,8 @@ WordPiece or a word-level vocabulary), the initial embeddings and a `BiLSTMForSe
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -42,6 +44,7 @@ from distil.tokenization import (
     build_word_tokenizer,
     fit_embedding_size,
     load_teacher_tokenizer,
+    prune_tokenizer,
     rescale,
     set_input_embeddings,
     teacher_embedding_matrix,
@@ -80,6 +83,22 @@ class StudentArguments:
             "embeddings the best offline choice on SST-2 dev); `word`: a word-level tokenizer built from the training "
             "sentences.",
             "choices": ["word", "teacher"],
+        },
+    )
+    prune_vocab: bool = field(
+        default=False,
+        metadata={
+            "help": "`tokenizer=teacher`: keep only the WordPieces of the training sentences (plus the special "
+            "tokens and single ASCII characters), each starting from the teacher's row; any other word splits into "
+            "kept pieces or becomes [UNK]. SST-2: 11.6k of MiniLM's 30.5k rows."
+        },
+    )
+    tokenizer_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "Load the tokenizer from here instead of building one, e.g. the distilled student's directory: "
+            "a baseline with the same `teacher_model` then starts from exactly the student's vocabulary and initial "
+            "embeddings."
         },
     )
     teacher_model: str | None = field(
@@ -246,11 +265,19 @@ def load_splits(student_args: StudentArguments, data_args: DataArguments) -> Dat
 
 
 def build_tokenizer(student_args: StudentArguments, splits: DatasetDict, max_seq_length: int):
+    if student_args.tokenizer_name_or_path:
+        path = student_args.tokenizer_name_or_path
+        if not os.path.isfile(os.path.join(path, "tokenizer_config.json")):
+            raise ConfigError(f"tokenizer_name_or_path: {path}: no saved tokenizer (tokenizer_config.json) there")
+        return load_teacher_tokenizer(path)
     if student_args.tokenizer == "teacher":
         if not student_args.teacher_model:
             raise ConfigError("teacher_model: required by tokenizer=teacher")
         with load_errors("teacher_model", student_args.teacher_model):
-            return load_teacher_tokenizer(resolve_model_path(student_args.teacher_model))
+            tokenizer = load_teacher_tokenizer(resolve_model_path(student_args.teacher_model))
+        if student_args.prune_vocab:
+            tokenizer = prune_tokenizer(tokenizer, splits["train"]["sentence"])
+        return tokenizer
     return build_word_tokenizer(
         splits["train"]["sentence"],
         mask_token=student_args.mask_token,
@@ -284,6 +311,14 @@ def initial_embeddings(student_args: StudentArguments, tokenizer, seed: int):
     return matrix, method
 
 
+def fingerprint(*arrays) -> str:
+    """A short hash of arrays (or tensors): equal starting points have equal fingerprints."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(a.detach().cpu().numpy() if hasattr(a, "detach") else a).tobytes())
+    return h.hexdigest()[:16]
+
+
 def student_signature(
     student_args: StudentArguments, data_args: DataArguments, training_args: TrainingArguments
 ) -> Signature:
@@ -298,6 +333,8 @@ def student_signature(
         inputs["teacher"] = model_fingerprint(student_args.teacher_model) or "none"
     if student_args.word_vectors:
         inputs["word_vectors"] = file_fingerprint(student_args.word_vectors)
+    if student_args.tokenizer_name_or_path:
+        inputs["tokenizer"] = model_fingerprint(student_args.tokenizer_name_or_path)
     return Signature("student", settings_of(student_args, data_args, training_args), inputs)
 
 
@@ -371,6 +408,13 @@ def train_student(
         multichannel_channels=student_args.multichannel_channels,
         embedding_init_std=student_args.embedding_init_std or 1.0,
         pad_token_id=tokenizer.pad_token_id,
+        # where the run started from, so that two runs can be checked to start alike (benchmarks/report.py)
+        init_embeddings={
+            "method": init_method,
+            "source": student_args.teacher_model if init_method == "teacher" else student_args.word_vectors,
+            "fingerprint": fingerprint(matrix) if matrix is not None else None,
+        },
+        vocab_fingerprint=hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest()[:16],
         num_labels=len(LABEL_NAMES),
         id2label=dict(enumerate(LABEL_NAMES)),
         label2id={name: i for i, name in enumerate(LABEL_NAMES)},

@@ -14,6 +14,8 @@ each word's WordPieces for a word-level vocabulary), or stay random.
 
 from __future__ import annotations
 
+import itertools
+import json
 import logging
 import os
 from collections import Counter
@@ -36,6 +38,119 @@ STUDENT_INPUT_NAMES = ["input_ids", "attention_mask"]
 # spaCy's English tokenizer on 96% of SST-2 sentences; the rest are fractions (`1/2`) and a detached `'m`/`'ve`,
 # which spaCy splits into `'` + `m`.
 WORD_PATTERN = r"n't|'(?:s|re|ve|ll|d|m|em)\b|\w+(?=n't\b)|\d+(?:[.,]\d+)+|\w+|\.{2,}|-{2,}|''|[^\w\s]"
+
+
+# Tokenizers whose ids for a text are the concatenation of their ids for each space-separated word: a normalizer that
+# acts on each character alone and a pre-tokenizer that splits on whitespace (BERT's WordPiece, word-level vocabularies).
+WORD_SPLIT_PRE_TOKENIZERS = {"BertPreTokenizer", "Whitespace", "WhitespaceSplit"}
+CHAR_LOCAL_NORMALIZERS = {"BertNormalizer", "Lowercase", "NFC", "NFD", "NFKC", "NFKD", "StripAccents"}
+
+
+class TokenIds:
+    """Token ids of a batch of texts, flat: text `i` is `ids[starts[i] : starts[i] + lengths[i]]`, wrapped in the
+    `prefix` and `suffix` special ids (empty when `ids` already holds them)."""
+
+    def __init__(self, ids, starts, lengths, prefix=(), suffix=()):
+        self.ids, self.starts, self.lengths = ids, starts, lengths
+        self.prefix = np.asarray(prefix, dtype=np.int64)
+        self.suffix = np.asarray(suffix, dtype=np.int64)
+
+    def total_lengths(self) -> np.ndarray:
+        return self.lengths + len(self.prefix) + len(self.suffix)
+
+    def pad(self, rows: np.ndarray, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+        """`input_ids` and `attention_mask` (int64, right-padded to the longest of `rows`) for the texts `rows`."""
+        n_pre, n_suf = len(self.prefix), len(self.suffix)
+        lengths = self.lengths[rows]
+        width = int(lengths.max(initial=0)) + n_pre + n_suf
+        columns = np.arange(width)
+        input_ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+        content = (columns >= n_pre) & (columns < n_pre + lengths[:, None])
+        ends = np.cumsum(lengths)
+        input_ids[content] = self.ids[np.repeat(self.starts[rows] - (ends - lengths), lengths) + np.arange(ends[-1])]
+        if n_pre:
+            input_ids[:, :n_pre] = self.prefix
+        for j, token_id in enumerate(self.suffix):
+            input_ids[np.arange(len(rows)), n_pre + lengths + j] = token_id
+        attention_mask = (columns < (lengths + n_pre + n_suf)[:, None]).astype(np.int64)
+        return input_ids, attention_mask
+
+
+def flat_token_ids(ids: list[list[int]]) -> TokenIds:
+    lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+    flat = np.fromiter(itertools.chain.from_iterable(ids), dtype=np.int64, count=int(lengths.sum()))
+    return TokenIds(flat, np.cumsum(lengths) - lengths, lengths)
+
+
+class WordCacheEncoder:
+    """Token ids of texts by a per-word cache: the tokenizer runs once per distinct space-separated word.
+
+    Exact for tokenizers that `supports` (BERT's WordPiece and the like): a sentence's ids are the special tokens
+    around the concatenated ids of its words, truncated to `max_length` as the tokenizer truncates a single text.
+    Everything per row is NumPy; Python touches each distinct word once. The cache is cleared past `max_words`.
+    """
+
+    def __init__(self, tokenizer, max_length: int, max_words: int = 1_000_000):
+        self.backend = Tokenizer.from_str(tokenizer.backend_tokenizer.to_str())
+        self.backend.no_padding()
+        self.backend.no_truncation()
+        probe_with, probe = self.backend.encode("a").ids, self.backend.encode("a", add_special_tokens=False).ids
+        self.prefix = probe_with[: probe_with.index(probe[0])]
+        self.suffix = probe_with[len(self.prefix) + len(probe) :]
+        self.max_content = max(0, max_length - len(self.prefix) - len(self.suffix))
+        self.max_words = max_words
+        self._reset()
+
+    @staticmethod
+    def supports(tokenizer) -> bool:
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        if backend is None:
+            return False
+        spec = json.loads(backend.to_str())
+        normalizer, pre_tokenizer = spec.get("normalizer"), spec.get("pre_tokenizer") or {}
+        normalizers = [] if normalizer is None else normalizer.get("normalizers", [normalizer])
+        return (
+            pre_tokenizer.get("type") in WORD_SPLIT_PRE_TOKENIZERS
+            and all(n.get("type") in CHAR_LOCAL_NORMALIZERS for n in normalizers)
+            and spec.get("model", {}).get("type") in ("WordPiece", "WordLevel")
+        )
+
+    def _reset(self):
+        self.index: dict[str, int] = {}
+        self.pieces: list[list[int]] = []
+        self.pool = np.zeros(0, dtype=np.int64)
+        self.pool_starts = np.zeros(0, dtype=np.int64)
+        self.pool_lengths = np.zeros(0, dtype=np.int64)
+
+    def _add(self, words: set[str]):
+        if len(self.index) + len(words) > self.max_words:
+            self._reset()
+        words = sorted(words)
+        for word, encoding in zip(words, self.backend.encode_batch(words, add_special_tokens=False)):
+            self.index[word] = len(self.pieces)
+            self.pieces.append(encoding.ids)
+        packed = flat_token_ids(self.pieces)
+        self.pool, self.pool_starts, self.pool_lengths = packed.ids, packed.starts, packed.lengths
+
+    def __call__(self, texts: list[str]) -> TokenIds:
+        if not texts:
+            return TokenIds(*(np.zeros(0, dtype=np.int64),) * 3, self.prefix, self.suffix)
+        words_per_text = np.fromiter(map(str.count, texts, itertools.repeat(" ")), dtype=np.int64, count=len(texts))
+        words_per_text += 1
+        words = " ".join(texts).split(" ")
+        try:  # the words seen before: every word, once the cache is warm
+            codes = np.fromiter(map(self.index.__getitem__, words), dtype=np.int64, count=len(words))
+        except KeyError:
+            self._add(set(words).difference(self.index))
+            codes = np.fromiter(map(self.index.__getitem__, words), dtype=np.int64, count=len(words))
+        word_lengths = self.pool_lengths[codes]
+        word_ends = np.cumsum(word_lengths)
+        # every word's pieces, in text order
+        gather = np.repeat(self.pool_starts[codes] - (word_ends - word_lengths), word_lengths)
+        stream = self.pool[gather + np.arange(word_ends[-1])]
+        lengths = np.add.reduceat(word_lengths, np.cumsum(words_per_text) - words_per_text)
+        starts = np.cumsum(lengths) - lengths
+        return TokenIds(stream, starts, np.minimum(lengths, self.max_content), self.prefix, self.suffix)
 
 
 def word_pre_tokenizer() -> pre_tokenizers.PreTokenizer:
@@ -103,6 +218,84 @@ def load_teacher_tokenizer(name_or_path: str, **kwargs) -> PreTrainedTokenizerBa
     tokenizer.model_input_names = list(STUDENT_INPUT_NAMES)
     tokenizer.init_kwargs["model_input_names"] = list(STUDENT_INPUT_NAMES)
     return tokenizer
+
+
+def sentence_token_ids(tokenizer, sentences: Iterable[str], chunk_size: int = 50_000) -> set[int]:
+    """The ids `tokenizer` gives to `sentences` (without the special tokens it adds around each)."""
+    sentences = iter(sentences)
+    found: set[int] = set()
+    if WordCacheEncoder.supports(tokenizer):  # the pieces of each distinct word
+        words: set[str] = set()
+        while chunk := list(itertools.islice(sentences, chunk_size)):
+            words.update(" ".join(chunk).split(" "))
+        backend = WordCacheEncoder(tokenizer, max_length=0).backend
+        for encoding in backend.encode_batch(sorted(words), add_special_tokens=False):
+            found.update(encoding.ids)
+        return found
+    while chunk := list(itertools.islice(sentences, chunk_size)):
+        for ids in tokenizer(chunk, add_special_tokens=False)["input_ids"]:
+            found.update(ids)
+    return found
+
+
+def prune_tokenizer(
+    tokenizer: PreTrainedTokenizerBase, sentences: Iterable[str], keep_characters: bool = True
+) -> PreTrainedTokenizerFast:
+    """A copy of a WordPiece `tokenizer` whose vocabulary keeps only the tokens it gives `sentences`, plus its
+    special tokens and (`keep_characters`) its single-character ASCII pieces (`a`, `##a`, `!`, ...).
+
+    Kept tokens keep the teacher's relative order (so `[PAD]` stays 0). WordPiece matches each word greedily, longest
+    piece first, and a word with a position that no piece matches becomes `[UNK]` whole. So every word of `sentences`
+    splits exactly as before (its longest pieces are all kept); an unseen word splits into the longest kept pieces,
+    down to single characters, and only a word with a character outside the kept ones becomes `[UNK]`.
+    """
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    spec = json.loads(backend.to_str()) if backend is not None else {}
+    if spec.get("model", {}).get("type") != "WordPiece":
+        raise ValueError("prune_vocab: needs a fast WordPiece tokenizer (the teacher's); a word-level one is pruned")
+    vocab = spec["model"]["vocab"]
+    keep = sentence_token_ids(tokenizer, sentences)
+    keep.update(tokenizer.all_special_ids)
+    keep.update(token["id"] for token in spec.get("added_tokens", []))
+    if keep_characters:
+        prefix = spec["model"].get("continuing_subword_prefix") or "##"
+        for token, i in vocab.items():
+            bare = token[len(prefix) :] if token.startswith(prefix) else token
+            if len(bare) == 1 and bare.isascii():
+                keep.add(i)
+    by_id = {i: token for token, i in vocab.items()}
+    new_vocab = {by_id[i]: new_id for new_id, i in enumerate(sorted(keep))}
+
+    spec["model"]["vocab"] = new_vocab
+    for token in spec.get("added_tokens", []):
+        token["id"] = new_vocab[token["content"]]
+    _remap_post_processor(spec.get("post_processor"), new_vocab)
+    spec["truncation"] = spec["padding"] = None  # set per call by the wrapper
+    pruned = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer.from_str(json.dumps(spec)),
+        model_input_names=list(STUDENT_INPUT_NAMES),
+        model_max_length=tokenizer.model_max_length,
+        padding_side=tokenizer.padding_side,
+        **{name: getattr(tokenizer, name) for name in SPECIAL_TOKEN_NAMES if getattr(tokenizer, name, None)},
+    )
+    logger.info("Pruned the vocabulary from %d to %d tokens", len(tokenizer), len(pruned))
+    return pruned
+
+
+SPECIAL_TOKEN_NAMES = ("pad_token", "unk_token", "cls_token", "sep_token", "mask_token", "bos_token", "eos_token")
+
+
+def _remap_post_processor(processor: dict | None, vocab: dict[str, int]) -> None:
+    """Point a post-processor's special tokens (`[CLS]`, `[SEP]`) at their ids in `vocab`, in place."""
+    if not processor:
+        return
+    for inner in processor.get("processors", []):  # Sequence
+        _remap_post_processor(inner, vocab)
+    for special in processor.get("special_tokens", {}).values():  # TemplateProcessing
+        special["ids"] = [vocab[token] for token in special["tokens"]]
+    for key in ("cls", "sep"):  # BertProcessing, RobertaProcessing
+        if isinstance(processor.get(key), list):
+            processor[key][1] = vocab[processor[key][0]]
 
 
 def load_word_vectors(
@@ -191,22 +384,24 @@ def teacher_embedding_matrix(tokenizer, teacher_name_or_path: str, teacher_token
     if teacher_tokenizer is None:
         teacher_tokenizer = AutoTokenizer.from_pretrained(teacher_name_or_path)
     vocab = tokenizer.get_vocab()
-    if vocab == teacher_tokenizer.get_vocab():
+    teacher_vocab = teacher_tokenizer.get_vocab()
+    if vocab == teacher_vocab:
         matrix = weight[: len(tokenizer)].clone()
     else:
-        teacher_vocab = teacher_tokenizer.get_vocab()
         unk = weight[teacher_tokenizer.unk_token_id] if teacher_tokenizer.unk_token_id is not None else weight.mean(0)
         matrix = unk.expand(len(tokenizer), -1).clone()
-        words = sorted(vocab, key=vocab.get)
+        # a token of the teacher's own vocabulary (a pruned WordPiece vocabulary, a word that is one WordPiece)
+        # takes its row; any other word the mean of its WordPieces' rows
+        own = [(i, teacher_vocab[token]) for token, i in vocab.items() if token in teacher_vocab]
+        if own:
+            rows, teacher_rows = zip(*own)
+            matrix[list(rows)] = weight[list(teacher_rows)]
         specials = set(tokenizer.all_special_tokens)
-        plain = [w for w in words if w not in specials]
+        plain = sorted((w for w in vocab if w not in specials and w not in teacher_vocab), key=vocab.get)
         encoded = teacher_tokenizer(plain, add_special_tokens=False)["input_ids"] if plain else []
         for word, ids in zip(plain, encoded):
             if ids:
                 matrix[vocab[word]] = weight[ids].mean(0)
-        for token in specials:
-            if token in teacher_vocab and token in vocab:
-                matrix[vocab[token]] = weight[teacher_vocab[token]]
     if tokenizer.pad_token_id is not None:
         matrix[tokenizer.pad_token_id] = 0.0
     return matrix

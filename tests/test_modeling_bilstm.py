@@ -143,32 +143,25 @@ else:
 import torch
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
-model_dir = sys.argv[1]
+model_dir, sentences = sys.argv[1], json.loads(sys.argv[2])
 model = AutoModelForSequenceClassification.from_pretrained(model_dir, trust_remote_code=True).eval()
 tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=True)
-inputs = tokenizer(["a good film", "boring , awful mess"], padding=True, return_tensors="pt")
+inputs = tokenizer(sentences, padding=True, return_tensors="pt")
 with torch.no_grad():
     logits = model(**inputs).logits.tolist()
 classifier = pipeline("text-classification", model=model_dir, trust_remote_code=True)
 print(json.dumps({
     "module": type(model).__module__,
     "logits": logits,
-    "pipeline": classifier(["a good film", "boring , awful mess"]),
+    "tokens": [tokenizer.convert_ids_to_tokens(ids) for ids in tokenizer(sentences)["input_ids"]],
+    "pipeline": classifier(sentences),
     "distil_modules": [m for m in sys.modules if m == "distil" or m.startswith("distil.")],
 }))
 """
 
 
-def test_loads_with_remote_code_where_distil_is_not_installed(tmp_path):
-    model_dir = tmp_path / "student"
-    tokenizer = build_word_tokenizer(["a good film", "a boring , awful mess"])
-    model = tiny_model(vocab_size=len(tokenizer))
-    model.save_pretrained(model_dir)
-    tokenizer.save_pretrained(model_dir)
-    inputs = tokenizer(["a good film", "boring , awful mess"], padding=True, return_tensors="pt")
-    with torch.no_grad():
-        expected = model(**inputs).logits
-
+def load_without_distil(model_dir, sentences: list[str], tmp_path) -> dict:
+    """Load `model_dir` with `trust_remote_code` in a Python where distil cannot be imported; classify `sentences`."""
     # -I: no PYTHON* variables, no user site, no cwd on sys.path; -S: no site-packages .pth files, so the editable
     # install of distil is invisible. The site-packages folders this interpreter uses (a venv's and, with
     # --system-site-packages, the system's) are added back by path.
@@ -179,9 +172,9 @@ def test_loads_with_remote_code_where_distil_is_not_installed(tmp_path):
     env = {**os.environ, "HF_MODULES_CACHE": str(tmp_path / "modules"), "HF_HUB_OFFLINE": "1"}
     env.pop("PYTHONPATH", None)
     run_dir = tmp_path / "elsewhere"
-    run_dir.mkdir()
+    run_dir.mkdir(exist_ok=True)
     result = subprocess.run(
-        [sys.executable, "-I", "-S", str(script), str(model_dir)],
+        [sys.executable, "-I", "-S", str(script), str(model_dir), json.dumps(sentences)],
         cwd=run_dir,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -194,6 +187,20 @@ def test_loads_with_remote_code_where_distil_is_not_installed(tmp_path):
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["distil_modules"] == []
     assert out["module"].startswith("transformers_modules.")
+    return out
+
+
+def test_loads_with_remote_code_where_distil_is_not_installed(tmp_path):
+    model_dir = tmp_path / "student"
+    tokenizer = build_word_tokenizer(["a good film", "a boring , awful mess"])
+    model = tiny_model(vocab_size=len(tokenizer))
+    model.save_pretrained(model_dir)
+    tokenizer.save_pretrained(model_dir)
+    inputs = tokenizer(["a good film", "boring , awful mess"], padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**inputs).logits
+
+    out = load_without_distil(model_dir, ["a good film", "boring , awful mess"], tmp_path)
     assert torch.allclose(torch.tensor(out["logits"]), expected, atol=1e-6)
     assert len(out["pipeline"]) == 2
     for prediction in out["pipeline"]:
@@ -201,7 +208,8 @@ def test_loads_with_remote_code_where_distil_is_not_installed(tmp_path):
         assert 0.5 <= prediction["score"] <= 1.0
 
 
-def test_lstm_runs_in_fp32_under_bf16_autocast():
+@pytest.mark.parametrize("rows", ["padded", "unpadded", "one"])
+def test_lstm_runs_in_fp32_under_bf16_autocast(rows):
     """CPU check of the autocast guard. This machine has no GPU, so the CUDA case (where cuDNN would otherwise run
     the LSTM in fp16 whatever dtype autocast was asked for) is not exercised here; the guard is the same code."""
     torch.manual_seed(0)
@@ -219,9 +227,83 @@ def test_lstm_runs_in_fp32_under_bf16_autocast():
     model.bilstm.lstm.register_forward_hook(record)
     input_ids = torch.tensor([[3, 4, 5, 6], [7, 8, 0, 0]])
     attention_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
+    if rows == "unpadded":  # the fast path without packing
+        attention_mask = torch.ones_like(input_ids)
+    elif rows == "one":  # one padded sentence, cut to its tokens
+        input_ids, attention_mask = input_ids[1:], attention_mask[1:]
     with torch.autocast("cpu", dtype=torch.bfloat16):
         logits = model(input_ids=input_ids, attention_mask=attention_mask).logits
     assert seen == {"input": torch.float32, "output": torch.float32, "weight": torch.float32, "autocast": False}
     assert logits.dtype == torch.bfloat16  # the classifier still runs under autocast
     reference = model(input_ids=input_ids, attention_mask=attention_mask).logits
     assert torch.allclose(logits.float(), reference, atol=0.05)
+
+
+@pytest.mark.parametrize("multichannel", [False, True])
+def test_unpadded_fast_path_equals_the_packed_path(multichannel):
+    model = tiny_model(use_multichannel_embedding=multichannel, multichannel_channels=5)
+    input_ids, attention_mask = batch(pad_from=(7, 4, 1))
+    with torch.no_grad():
+        packed = model.bilstm(input_ids, attention_mask=attention_mask, output_hidden_states=True)
+        packed_logits = model(input_ids, attention_mask=attention_mask).logits
+        for row in range(3):
+            length = int(attention_mask[row].sum())
+            ids = input_ids[row : row + 1, :length]
+            for mask in (None, torch.ones_like(ids)):  # no padding: the LSTM runs unpacked
+                fast = model.bilstm(ids, attention_mask=mask, output_hidden_states=True)
+                torch.testing.assert_close(fast.pooler_output, packed.pooler_output[row : row + 1], atol=1e-6, rtol=0)
+                torch.testing.assert_close(
+                    fast.last_hidden_state, packed.last_hidden_state[row : row + 1, :length], atol=1e-6, rtol=0
+                )
+                torch.testing.assert_close(
+                    model(ids, attention_mask=mask).logits, packed_logits[row : row + 1], atol=1e-6, rtol=0
+                )
+            # one padded sentence (right or left padding) is cut to its tokens: same outputs, zeros where padded
+            for padded_ids, padded_mask in (
+                (input_ids[row : row + 1], attention_mask[row : row + 1]),
+                (input_ids[row : row + 1].roll(7 - length, 1), attention_mask[row : row + 1].roll(7 - length, 1)),
+            ):
+                if not multichannel or padded_mask[0, 0]:  # left padding shifts the convolutions' windows
+                    one = model.bilstm(padded_ids.clone(), attention_mask=padded_mask.clone())
+                    torch.testing.assert_close(
+                        one.pooler_output, packed.pooler_output[row : row + 1], atol=1e-6, rtol=0
+                    )
+                    assert one.last_hidden_state.shape == (1, 7, 2 * TINY["hidden_size"])
+                    assert torch.all(one.last_hidden_state[0, length:] == 0)
+
+
+def test_batch_of_equal_lengths_takes_the_fast_path_with_the_same_outputs():
+    model = tiny_model()
+    input_ids, _ = batch(pad_from=(7, 7, 7))
+    with torch.no_grad():
+        fast = model(input_ids, attention_mask=torch.ones_like(input_ids)).logits
+        one_by_one = torch.cat([model(input_ids[i : i + 1]).logits for i in range(3)])
+        # a padded column forces the packed path; the real tokens are the same
+        padded = torch.cat([input_ids, torch.zeros_like(input_ids[:, :1])], dim=1)
+        mask = torch.cat([torch.ones_like(input_ids), torch.zeros_like(input_ids[:, :1])], dim=1)
+        packed = model(padded, attention_mask=mask).logits
+    torch.testing.assert_close(fast, one_by_one, atol=1e-6, rtol=0)
+    torch.testing.assert_close(fast, packed, atol=1e-6, rtol=0)
+
+
+def test_int8_dynamic_quantisation_keeps_predictions_close():
+    from distil.quantization import quantize_dynamic_int8, quantized_state_bytes
+
+    torch.manual_seed(0)
+    config = BiLSTMConfig(vocab_size=300, embedding_size=32, hidden_size=24, classifier_hidden_size=16)
+    model = BiLSTMForSequenceClassification(config).eval()
+    with torch.no_grad():  # logits of a useful scale, as a trained student has
+        model.classifier[-1].weight.mul_(50.0)
+    quantized = quantize_dynamic_int8(model)
+    assert type(quantized.bilstm.lstm).__module__.startswith("torch.ao.nn.quantized.dynamic")
+    assert type(model.bilstm.lstm) is torch.nn.LSTM  # the original is left as it was
+    torch.manual_seed(2)
+    input_ids = torch.randint(1, 300, (64, 12))
+    attention_mask = (torch.arange(12) < torch.randint(3, 13, (64, 1))).long()
+    with torch.no_grad():
+        reference = model(input_ids, attention_mask=attention_mask).logits
+        logits = quantized(input_ids, attention_mask=attention_mask).logits
+    scale = reference.abs().max()
+    assert (logits - reference).abs().max() < 0.05 * scale, ((logits - reference).abs().max(), scale)
+    assert (logits.argmax(-1) == reference.argmax(-1)).float().mean() >= 0.95
+    assert quantized_state_bytes(quantized) < 0.4 * quantized_state_bytes(model)

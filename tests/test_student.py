@@ -7,8 +7,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
-from transformers import AutoModel, AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments, pipeline
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value, load_from_disk
+from transformers import (
+    AutoConfig,
+    AutoModel,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    TrainingArguments,
+    pipeline,
+)
 
 from distil import student
 from distil.configs import DataArguments, parse_args
@@ -154,7 +161,7 @@ def test_defaults_are_the_measured_best():
     assert student.AUTO_EMBEDDING_INIT == "teacher"
 
 
-@pytest.mark.parametrize("name", ["student", "baseline"])
+@pytest.mark.parametrize("name", ["student", "baseline", "student_small", "baseline_small"])
 def test_configs_parse(name):
     student_args, data_args, training_args = parse_args(
         student.StudentArguments,
@@ -162,13 +169,104 @@ def test_configs_parse(name):
         TrainingArguments,
         args=["--config", str(ROOT / "configs" / "sst2" / f"{name}.yaml")],
     )
-    assert training_args.output_dir == f"outputs/{name}"
+    assert training_args.output_dir == f"outputs/{name.replace('_', '-')}"
     assert student_args.tokenizer == "teacher" and student_args.embedding_init == "auto"
-    if name == "student":
+    if name.startswith("student"):
         assert student_args.transfer_set == "outputs/transfer-set" and student_args.loss == "mse"
+        assert student_args.prune_vocab
     else:
         assert student_args.transfer_set is None and student_args.loss == "ce"
         assert data_args.data_dir == "../shared/data/sst2"
+    if name.endswith("small"):  # the paper's SST-2 size, 128-d
+        assert (student_args.hidden_size, student_args.classifier_hidden_size) == (150, 200)
+        assert student_args.embedding_size == 128
+    else:  # the seed's size
+        assert (student_args.hidden_size, student_args.classifier_hidden_size) == (300, 400)
+
+
+def test_quickstart_builds_the_small_student():
+    import yaml
+
+    quickstart = yaml.safe_load((ROOT / "configs" / "sst2" / "quickstart.yaml").read_text())
+    assert quickstart["student_config"] == "configs/sst2/student_small.yaml"
+    baseline = yaml.safe_load((ROOT / "configs" / "sst2" / "baseline_small.yaml").read_text())
+    small = yaml.safe_load((ROOT / "configs" / "sst2" / "student_small.yaml").read_text())
+    # the baseline reads the quickstart student's tokenizer and the quickstart teacher's embeddings
+    assert baseline["tokenizer_name_or_path"] == "outputs/quickstart/student"
+    assert baseline["teacher_model"] == "outputs/quickstart/teacher"
+    for key in ("embedding_size", "hidden_size", "classifier_hidden_size", "max_seq_length", "num_train_epochs"):
+        assert baseline[key] == small[key], key
+
+
+UNSEEN = ["zebras juggle xylophones", "a good film", "qwxz !!"]
+
+
+def test_pruned_vocabulary_student_saves_reloads_and_reads_unseen_words(transfer_set, tiny_bert_dir, tmp_path):
+    from .test_modeling_bilstm import load_without_distil
+
+    out = tmp_path / "student"
+    run_stage(
+        ["--transfer_set", str(transfer_set), "--output_dir", str(out), "--max_steps", "2"]
+        + ["--tokenizer", "teacher", "--prune_vocab", "true", "--teacher_model", str(tiny_bert_dir)]
+        + ["--embedding_init", "teacher", "--hidden_size", "8", "--classifier_hidden_size", "12"]
+        + FAST
+    )
+    teacher_tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    model = AutoModelForSequenceClassification.from_pretrained(out).eval()
+    train_sentences = load_from_disk(str(transfer_set))["train"]["sentence"]
+    used = {t for s in train_sentences for t in teacher_tokenizer.tokenize(s)}
+    assert set(tokenizer.get_vocab()) == used | set(teacher_tokenizer.all_special_tokens) | {
+        t for t in teacher_tokenizer.get_vocab() if len(t.removeprefix("##")) == 1 and t.isascii()
+    }
+    assert len(tokenizer) < len(teacher_tokenizer)
+    assert model.config.vocab_size == len(tokenizer) == model.get_input_embeddings().weight.shape[0]
+    assert model.config.init_embeddings["method"] == "teacher" and model.config.init_embeddings["fingerprint"]
+
+    # words never seen become [UNK] (or smaller pieces); the classifier still answers
+    assert "[UNK]" in tokenizer.tokenize(UNSEEN[0]) and "[UNK]" not in tokenizer.tokenize(UNSEEN[1])
+    classify = pipeline("text-classification", model=str(out), device="cpu")
+    predictions = classify(UNSEEN)
+    assert [p["label"] in {"negative", "positive"} for p in predictions] == [True] * 3
+    inputs = tokenizer(UNSEEN, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = model(**inputs).logits
+
+    # and where distil is not installed
+    remote = load_without_distil(out, UNSEEN, tmp_path)
+    assert torch.allclose(torch.tensor(remote["logits"]), expected, atol=1e-6)
+    assert remote["tokens"][0].count("[UNK]") == 3
+    assert [p["label"] for p in remote["pipeline"]] == [p["label"] for p in predictions]
+
+
+def test_baseline_starts_from_the_students_tokenizer_and_embeddings(
+    transfer_set, tiny_bert_dir, toy_data_dir, tmp_path
+):
+    common = ["--teacher_model", str(tiny_bert_dir), "--embedding_init", "teacher", "--embedding_size", "6"]
+    common += ["--hidden_size", "8", "--classifier_hidden_size", "12", "--max_steps", "1"] + FAST
+    run_stage(
+        ["--transfer_set", str(transfer_set), "--output_dir", str(tmp_path / "student"), "--prune_vocab", "true"]
+        + common
+    )
+    run_stage(
+        ["--data_dir", str(toy_data_dir), "--output_dir", str(tmp_path / "baseline")]
+        + ["--tokenizer_name_or_path", str(tmp_path / "student")]
+        + common
+    )
+    run_stage(["--data_dir", str(toy_data_dir), "--output_dir", str(tmp_path / "full")] + common)
+    config = {name: AutoConfig.from_pretrained(tmp_path / name) for name in ("student", "baseline", "full")}
+    assert config["baseline"].vocab_fingerprint == config["student"].vocab_fingerprint
+    assert config["baseline"].init_embeddings == config["student"].init_embeddings
+    # without the student's tokenizer: the teacher's full vocabulary, another starting point
+    assert config["full"].vocab_fingerprint != config["student"].vocab_fingerprint
+    assert config["full"].init_embeddings["fingerprint"] != config["student"].init_embeddings["fingerprint"]
+
+    with pytest.raises(ConfigError, match="tokenizer_name_or_path"):
+        run_stage(
+            ["--data_dir", str(toy_data_dir), "--output_dir", str(tmp_path / "x")]
+            + ["--tokenizer_name_or_path", str(tmp_path / "nowhere")]
+            + common
+        )
 
 
 def test_caps_mean_sentences_then_rows(transfer_set, tmp_path):

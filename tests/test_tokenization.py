@@ -222,3 +222,102 @@ def test_script_malformed_word_vectors_exit_with_one_line(toy_data_dir, tmp_path
     )  # fmt: skip
     assert error_line(result) == f"train_student.py: error: {path}:3: expected a word and 3 values, found 2 values"
     assert not (tmp_path / "out").exists()
+
+
+@pytest.fixture
+def wordpiece_dir(tmp_path):
+    """A small BERT-style WordPiece tokenizer with whole words, continuation pieces and single characters."""
+    from transformers import BertTokenizerFast
+
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", "!", "日"]
+    vocab += list(letters) + ["##" + c for c in letters]
+    vocab += ["film", "films", "movie", "movies", "fun", "funny", "brilliant", "##ly", "bad", "good", "the"]
+    (tmp_path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab=str(tmp_path / "vocab.txt"), do_lower_case=True)
+    tokenizer.save_pretrained(tmp_path / "tok")
+    return tmp_path / "tok"
+
+
+PRUNE_TRAIN = ["the films are brilliantly fun .", "a bad movie , a [MASK] film"]
+
+
+def test_pruned_wordpiece_keeps_the_training_tokens_and_specials(wordpiece_dir):
+    from distil.tokenization import prune_tokenizer
+
+    teacher = load_teacher_tokenizer(str(wordpiece_dir))
+    pruned = prune_tokenizer(teacher, PRUNE_TRAIN)
+    kept = set(pruned.get_vocab())
+    assert {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"} <= kept
+    assert {"the", "films", "brilliant", "##ly", "fun", "bad", "movie", "film", ","} <= kept
+    assert not {"movies", "funny", "good", "日"} & kept  # never in the training sentences
+    assert {"z", "##z"} <= kept  # single ASCII characters stay, so any ASCII word can be spelled
+    assert len(pruned) < len(teacher)
+    # kept tokens keep the teacher's order: [PAD] stays 0, ids are dense
+    assert pruned.pad_token_id == 0 and sorted(pruned.get_vocab().values()) == list(range(len(pruned)))
+    order = sorted(kept, key=teacher.get_vocab().get)
+    assert [pruned.get_vocab()[t] for t in order] == list(range(len(pruned)))
+    # the training sentences split into exactly the same tokens; [CLS]/[SEP] point at their new ids
+    for sentence in PRUNE_TRAIN:
+        assert tokens(pruned, sentence) == tokens(teacher, sentence)
+    assert pruned("fun")["input_ids"] == [pruned.cls_token_id, pruned.get_vocab()["fun"], pruned.sep_token_id]
+    assert pruned.convert_ids_to_tokens([pruned.cls_token_id, pruned.sep_token_id]) == ["[CLS]", "[SEP]"]
+    assert set(pruned("fun")) == {"input_ids", "attention_mask"}
+
+
+def test_pruned_wordpiece_falls_back_to_kept_pieces_then_unk(wordpiece_dir):
+    from distil.tokenization import prune_tokenizer
+
+    teacher = load_teacher_tokenizer(str(wordpiece_dir))
+    pruned = prune_tokenizer(teacher, PRUNE_TRAIN)
+    # a word whose own piece was pruned splits into the longest kept pieces (greedy, longest first)
+    assert tokens(teacher, "movies")[1:-1] == ["movies"]
+    assert tokens(pruned, "movies")[1:-1] == ["movie", "##s"]
+    assert tokens(pruned, "funny")[1:-1] == ["fun", "##n", "##y"]
+    assert tokens(pruned, "good")[1:-1] == ["g", "##o", "##o", "##d"]
+    # a word with a character no kept piece matches becomes [UNK] whole, as WordPiece does
+    assert tokens(pruned, "日")[1:-1] == ["[UNK]"]
+    assert tokens(pruned, "goodß")[1:-1] == ["[UNK]"]  # (a CJK character would be split off first)
+    without_characters = prune_tokenizer(teacher, PRUNE_TRAIN, keep_characters=False)
+    assert tokens(without_characters, "good")[1:-1] == ["[UNK]"]
+    assert tokens(without_characters, "funly")[1:-1] == ["fun", "##ly"]  # both pieces are in the training set
+
+
+def test_pruned_tokenizer_saves_and_loads(wordpiece_dir, tmp_path):
+    from distil.tokenization import prune_tokenizer
+
+    pruned = prune_tokenizer(load_teacher_tokenizer(str(wordpiece_dir)), PRUNE_TRAIN)
+    pruned.save_pretrained(tmp_path / "saved")
+    loaded = AutoTokenizer.from_pretrained(tmp_path / "saved")
+    assert loaded.get_vocab() == pruned.get_vocab()
+    for text in ["the movies are good 日 !", "[MASK] fun"]:
+        assert loaded(text)["input_ids"] == pruned(text)["input_ids"]
+    assert loaded.model_input_names == ["input_ids", "attention_mask"]
+    assert (loaded.pad_token, loaded.unk_token, loaded.mask_token) == ("[PAD]", "[UNK]", "[MASK]")
+
+
+def test_pruning_needs_a_wordpiece_tokenizer():
+    from distil.tokenization import prune_tokenizer
+
+    with pytest.raises(ValueError, match="prune_vocab"):
+        prune_tokenizer(build_word_tokenizer(SENTENCES), SENTENCES)
+
+
+def test_teacher_embedding_rows_follow_the_pruned_vocabulary(wordpiece_dir, tmp_path):
+    from transformers import BertConfig, BertModel
+
+    from distil.tokenization import prune_tokenizer
+
+    teacher_tokenizer = load_teacher_tokenizer(str(wordpiece_dir))
+    torch.manual_seed(0)
+    BertModel(BertConfig(vocab_size=len(teacher_tokenizer), hidden_size=8, num_hidden_layers=1,
+                         num_attention_heads=2, intermediate_size=8)).save_pretrained(tmp_path / "teacher")  # fmt: skip
+    teacher_tokenizer.save_pretrained(tmp_path / "teacher")
+    weight = AutoModel.from_pretrained(tmp_path / "teacher").get_input_embeddings().weight.detach()
+    pruned = prune_tokenizer(teacher_tokenizer, PRUNE_TRAIN)
+    matrix = teacher_embedding_matrix(pruned, str(tmp_path / "teacher"))
+    assert matrix.shape == (len(pruned), 8)
+    teacher_vocab = teacher_tokenizer.get_vocab()
+    for token, i in pruned.get_vocab().items():
+        expected = torch.zeros(8) if token == "[PAD]" else weight[teacher_vocab[token]]
+        torch.testing.assert_close(matrix[i], expected)
