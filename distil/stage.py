@@ -38,6 +38,7 @@ IGNORED_SETTINGS = {
     "output_dir", "logging_dir", "report_to", "run_name", "push_to_hub", "resume_from_checkpoint", "disable_tqdm",
     "per_device_eval_batch_size", "use_cpu", "local_rank", "log_level", "log_level_replica", "log_on_each_node",
     "num_proc", "map_batch_size", "tag_batch_size", "label_batch_size", "label_chunk_size", "label_shard_rows",
+    "label_num_proc",
     "export_tsv", "cache_dir", "do_eval", "do_predict", "prediction_loss_only", "skip_memory_metrics",
     "on_stale", "overwrite_output_dir", "max_eval_samples", "eval_batch_size",
     # paths: what they point to is compared through the inputs' fingerprints instead
