@@ -35,7 +35,9 @@ def quantize_dynamic_int8(model: nn.Module, embeddings: bool = True) -> nn.Modul
             quantize_dynamic,
         )
     except ImportError as e:  # pragma: no cover - a future torch without torch.ao.quantization
-        raise ImportError(f"int8 dynamic quantisation needs torch.ao.quantization, missing in torch {torch.__version__}") from e
+        raise ImportError(
+            f"int8 dynamic quantisation needs torch.ao.quantization, missing in torch {torch.__version__}"
+        ) from e
     if torch.backends.quantized.engine == "none":
         raise RuntimeError("int8 dynamic quantisation: this torch build has no quantised CPU engine")
     spec = {nn.LSTM: default_dynamic_qconfig, nn.Linear: default_dynamic_qconfig}

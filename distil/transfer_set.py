@@ -59,10 +59,18 @@ class TransferSetArguments:
     label_chunk_size: int = field(
         default=8192, metadata={"help": "Rows per map batch of the labelling job; sorted by length within."}
     )
+    label_num_proc: int | None = field(
+        default=None,
+        metadata={
+            "help": "CPU only: worker processes for teacher labelling, each with its share of the torch threads "
+            "(unset: `num_proc`; 1: one process). Logits equal a single process's to float rounding."
+        },
+    )
     precision: str = field(
         default="auto",
         metadata={
-            "help": "Teacher precision: `auto` (bf16/fp16 autocast on GPU, fp32 on CPU), `fp32`, `bf16`, `fp16`.",
+            "help": "Teacher precision: `auto` (bf16/fp16 autocast on GPU; bf16 on a CPU with native bf16, AMX or "
+            "AVX512-BF16; else fp32), `fp32`, `bf16`, `fp16`.",
             "choices": ["auto", "fp32", "bf16", "fp16"],
         },
     )
@@ -84,8 +92,9 @@ class TransferSetArguments:
         for name in ("label_batch_size", "label_chunk_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.num_proc is not None and self.num_proc < 1:
-            raise ConfigError(f"num_proc: must be >= 1 or unset, got {self.num_proc}")
+        for name in ("num_proc", "label_num_proc"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1 or unset, got {getattr(self, name)}")
         if self.push_to_hub and not self.hub_dataset_id:
             raise ConfigError("hub_dataset_id: required with --push_to_hub")
 
@@ -139,6 +148,8 @@ def build_transfer_set(
             device=state.device,
             precision=args.precision,
             seed=args.seed,
+            # worker processes on one machine's CPU; several ranks already share it
+            num_proc=(args.label_num_proc or args.num_proc) if state.num_processes == 1 else None,
         )
         splits = datasets.DatasetDict(
             train=label_with_teacher(train, **label_kwargs),
