@@ -1,5 +1,9 @@
 """Teacher logits for a text dataset, as a cached batched map: length-sorted, dynamically padded batches.
 
+Each map batch is tokenized at once (a per-word cache for BERT-style tokenizers, `distil.tokenization.
+WordCacheEncoder`) and padded with NumPy; on CPU, map workers (`num_proc`) split the rows and the torch threads, and
+`precision="auto"` uses bf16 only where the CPU has native bf16 (`cpu_has_native_bf16`).
+
 The map's fingerprint is computed from the teacher's files (or weights), the tokenizer and the settings that change
 the values, never by hashing a model object in a closure; a teacher given as a path loads lazily, so a cache hit
 does not load it at all.
@@ -356,7 +360,7 @@ def label_in_shards(
 
 def is_labelled(dataset: Dataset, model, **label_kwargs) -> bool:
     """Whether `label_with_teacher(dataset, model, **label_kwargs)` would be a cache hit."""
-    keys = ("tokenizer", "batch_size", "max_length", "text_column", "device", "precision", "seed")
+    keys = ("tokenizer", "batch_size", "max_length", "text_column", "device", "precision", "seed", "chunk_size")
     _, _, fingerprint, _ = labelling_map(dataset, model, **{k: v for k, v in label_kwargs.items() if k in keys})
     return bool(dataset.cache_files) and os.path.exists(dataset._get_cache_file_path(fingerprint))
 

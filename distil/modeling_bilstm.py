@@ -125,6 +125,14 @@ class BiLSTMPreTrainedModel(PreTrainedModel):
     # The models return per-batch means; the Trainer must not pass `num_items_in_batch` to `forward`.
     accepts_loss_kwargs = False
 
+    @property
+    def device(self) -> torch.device:
+        """The device of the first parameter; a copy whose every layer is int8 dynamic-quantised (packed weights, no
+        parameters left) runs on the CPU, so that `pipeline(model=...)` takes it."""
+        for parameter in self.parameters():
+            return parameter.device
+        return torch.device("cpu")
+
     def _init_weights(self, module):
         std = self.config.initializer_range
         if isinstance(module, nn.Embedding):

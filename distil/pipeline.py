@@ -208,9 +208,9 @@ def evaluate_models(pipe: PipelineArguments, validation, models: dict[str, str])
     results, reference_predictions = {}, None
     for name, path in models.items():
         logits = np.asarray(
-            label_with_teacher(validation, path, batch_size=pipe.eval_batch_size, desc=f"Evaluating {name}")[
-                "teacher_logits"
-            ]
+            label_with_teacher(
+                validation, path, batch_size=pipe.eval_batch_size, precision="fp32", desc=f"Evaluating {name}"
+            )["teacher_logits"]
         )
         predictions = logits.argmax(-1)
         metrics = classification_metrics().compute(predictions=predictions, references=references)

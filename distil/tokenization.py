@@ -5,7 +5,11 @@ Two kinds of tokenizer, both saved beside the student and loaded with `AutoToken
 - `build_word_tokenizer`: a word-level `tokenizers` tokenizer built from a dataset's vocabulary. It lowercases, splits
   words as spaCy's English tokenizer does (`ca n't`, `it 's`, punctuation apart), and keeps the mask token
   (`[MASK]`) of the masking augmentation whole.
-- `load_teacher_tokenizer`: the teacher's own (WordPiece) tokenizer, emitting only what the student reads.
+- `load_teacher_tokenizer`: the teacher's own (WordPiece) tokenizer, emitting only what the student reads;
+  `prune_tokenizer` cuts its vocabulary to the WordPieces of the training sentences (plus specials and characters).
+
+`WordCacheEncoder` tokenizes batches of space-separated text for BERT-style tokenizers through a per-word cache, into
+flat NumPy arrays (`TokenIds`) that pad without Python loops (used to label the transfer set).
 
 Embedding rows come from a word-vectors text file (`load_word_vectors`: word2vec, GloVe or fastText text format), from
 the teacher's input embeddings (`teacher_embedding_matrix`: copied row by row for the teacher's WordPiece, averaged over

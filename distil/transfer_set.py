@@ -74,10 +74,18 @@ class TransferSetArguments:
             "and processes label contiguous blocks of shards. The result does not depend on it."
         },
     )
+    label_num_proc: int | None = field(
+        default=None,
+        metadata={
+            "help": "CPU only: worker processes for teacher labelling, each with its share of the torch threads "
+            "(unset: `num_proc`; 1: one process). Logits equal a single process's to float rounding."
+        },
+    )
     precision: str = field(
         default="auto",
         metadata={
-            "help": "Teacher precision: `auto` (bf16/fp16 autocast on GPU, fp32 on CPU), `fp32`, `bf16`, `fp16`.",
+            "help": "Teacher precision: `auto` (bf16/fp16 autocast on GPU; bf16 on a CPU with native bf16, AMX or "
+            "AVX512-BF16; else fp32), `fp32`, `bf16`, `fp16`.",
             "choices": ["auto", "fp32", "bf16", "fp16"],
         },
     )
@@ -104,8 +112,9 @@ class TransferSetArguments:
         for name in ("label_batch_size", "label_chunk_size", "label_shard_rows"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
-        if self.num_proc is not None and self.num_proc < 1:
-            raise ConfigError(f"num_proc: must be >= 1 or unset, got {self.num_proc}")
+        for name in ("num_proc", "label_num_proc"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1 or unset, got {getattr(self, name)}")
         if self.push_to_hub and not self.hub_dataset_id:
             raise ConfigError("hub_dataset_id: required with --push_to_hub")
 
@@ -193,6 +202,8 @@ def build_transfer_set(
         device=state.device,
         precision=args.precision,
         seed=args.seed,
+        # worker processes on one machine's CPU; several ranks already share it
+        num_proc=(args.label_num_proc or args.num_proc) if state.num_processes == 1 else None,
     )
     splits = datasets.DatasetDict(
         train=label_in_shards(train, teacher_path, desc="Teacher logits (train)", **label_kwargs),

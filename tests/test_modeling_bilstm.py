@@ -307,3 +307,18 @@ def test_int8_dynamic_quantisation_keeps_predictions_close():
     assert (logits - reference).abs().max() < 0.05 * scale, ((logits - reference).abs().max(), scale)
     assert (logits.argmax(-1) == reference.argmax(-1)).float().mean() >= 0.95
     assert quantized_state_bytes(quantized) < 0.4 * quantized_state_bytes(model)
+
+
+def test_int8_student_runs_in_a_pipeline():
+    from transformers import pipeline
+
+    from distil.quantization import quantize_dynamic_int8
+
+    tokenizer = build_word_tokenizer(["a good film", "a boring , awful mess"])
+    model = tiny_model(vocab_size=len(tokenizer))
+    quantized = quantize_dynamic_int8(model)
+    assert list(quantized.parameters()) == [] and quantized.device == torch.device("cpu")
+    classify = pipeline("text-classification", model=quantized, tokenizer=tokenizer, device="cpu")
+    expected = pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu")
+    sentences = ["a good film", "never seen words here"]
+    assert [p["label"] for p in classify(sentences)] == [p["label"] for p in expected(sentences)]

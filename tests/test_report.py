@@ -15,15 +15,19 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SPEED_KEYS = ("median", "p95", "mean", "forward_median", "forward_p95", "n")
+SPEED_KEYS = ("median", "p95", "mean", "forward_median", "forward_p95", "pipeline_median", "pipeline_p95", "n")
 RATIO_KEYS = {
     "accuracy",
     "f1",
     "params",
     "params_without_embeddings",
     "disk_bytes",
+    "cpu_forward_median_ms",
+    "cpu_forward_p95_ms",
     "cpu_latency_median_ms",
     "cpu_latency_p95_ms",
+    "cpu_pipeline_median_ms",
+    "cpu_pipeline_p95_ms",
     "cpu_throughput_rows_per_s",
 }
 
@@ -119,6 +123,7 @@ def test_report_json_fields(run, model_dirs):
         latency = m["cpu"]["latency_ms"]
         assert set(SPEED_KEYS) <= set(latency) and latency["n"] == 6
         assert 0 < latency["forward_median"] <= latency["median"] <= latency["p95"]
+        assert 0 < latency["pipeline_median"] <= latency["pipeline_p95"]
         assert m["cpu"]["throughput_rows_per_s"] > 0 and m["cpu"]["batch_size"] == 8 and m["cpu"]["rows"] == 32
         assert m["gpu"] is None
         assert set(m["ratios"]) == RATIO_KEYS
@@ -152,7 +157,7 @@ def test_report_accuracy_matches_a_plain_loop(run, model_dirs, toy_data_dir):
 
 def test_report_markdown_and_png(run):
     _, stdout, out = run
-    assert "| model | role | accuracy | F1 | params |" in stdout
+    assert "| model | role | architecture | train rows × epochs | accuracy | F1 | params |" in stdout
     assert "torch.set_num_threads(1)" in stdout and "Ratios against the teacher" in stdout
     markdown = (out / "report.md").read_text(encoding="utf-8")
     assert "## Paper vs ours" in markdown and "94.9" in markdown and "90.7" in markdown and "86.7" in markdown
@@ -173,7 +178,7 @@ def test_report_gpu_branch(tmp_path, model_dirs, toy_data_dir, monkeypatch):
     assert report["gpu"] == "cpu"
     for m in report["models"].values():
         assert m["gpu"]["throughput_rows_per_s"] > 0 and m["gpu"]["latency_ms"]["n"] == 6
-        assert {"gpu_latency_median_ms", "gpu_latency_p95_ms", "gpu_throughput_rows_per_s"} <= set(m["ratios"])
+        assert {"gpu_forward_median_ms", "gpu_pipeline_p95_ms", "gpu_throughput_rows_per_s"} <= set(m["ratios"])
     assert "| model | GPU |" in stdout.getvalue()
     assert not (tmp_path / "report.png").exists() and (tmp_path / "report.json").is_file()
 
@@ -208,3 +213,53 @@ def test_render_paper_comparison_names_the_teacher():
         in section
     )
     assert "| Tang et al. 2019 (test) | BiLSTM_SOFT (distilled) | 90.7 | 960k | 434× |" in section
+
+
+def test_report_quantised_copies_variants_training_and_same_start(tmp_path, model_dirs, toy_data_dir):
+    """--quantize adds an int8 copy of each BiLSTM; --variants adds students; trained models show rows x epochs; the
+    student/baseline starting point is compared."""
+    import shutil
+
+    from transformers import AutoConfig
+
+    from distil.data import load_sst2
+    from distil.tokenization import build_word_tokenizer
+
+    student = tmp_path / "student"
+    shutil.copytree(model_dirs["student"], student)
+    (student / "all_results.json").write_text(json.dumps({"train_samples": 1234, "epoch": 2.0, "eval_accuracy": 0.5}))
+    words = build_word_tokenizer(load_sst2(data_dir=str(toy_data_dir))["train"]["sentence"])
+    variant = save_bilstm(tmp_path / "variant", words, seed=3)
+    baseline = tmp_path / "baseline"
+    shutil.copytree(student, baseline)
+    for path, init in ((student, "abc"), (baseline, "abc")):
+        config = AutoConfig.from_pretrained(path)
+        config.vocab_fingerprint, config.init_embeddings = "v1", {"method": "teacher", "fingerprint": init}
+        config.save_pretrained(path)
+    argv = report_argv({**model_dirs, "student": student, "baseline": baseline}, toy_data_dir, tmp_path / "out")
+    argv += ["--variants", str(variant), "--variant_names", "other size", "--quantize", "true", "--no_plot"]
+    with contextlib.redirect_stdout(io.StringIO()) as stdout:
+        report = report_mod.main(argv + ["--no_gpu"])
+    models = report["models"]
+    assert list(models) == ["teacher", "student", "student-int8", "baseline", "baseline-int8", "variant-1",
+                            "variant-1-int8"]  # fmt: skip
+    int8 = models["student-int8"]
+    assert int8["quantized"] and int8["params"] == models["student"]["params"]
+    assert int8["disk_bytes"] < models["student"]["disk_bytes"]
+    assert 0.0 <= int8["agreement_with_fp32"] <= 1.0
+    assert models["student"]["training"] == {"train_samples": 1234, "epoch": 2.0, "train_runtime": None}
+    assert models["teacher"]["training"] is None and models["variant-1"]["name"] == "other size"
+    markdown = stdout.getvalue()
+    assert "| 1,234 × 2 |" in markdown and "not trained here" in markdown
+    assert "Same start: the baseline's tokenizer is the same as the student's" in markdown
+    assert "initial embeddings are the same" in markdown
+    assert "BiLSTM 8/16, 12-d" in markdown and ", int8 |" in markdown
+    assert "fewer parameters" in markdown and "× the throughput" in markdown
+
+
+def test_describe_names_the_paper_and_seed_sizes():
+    base = {"model_type": "bilstm", "embedding_size": 128, "vocab_size": 11630}
+    paper = {**base, "hidden_size": 150, "classifier_hidden_size": 200, "size_name": "the paper's SST-2 size"}
+    assert report_mod.describe(paper) == "BiLSTM 150/200, 128-d, 11.6k vocab (the paper's SST-2 size)"
+    assert report_mod.NAMED_SIZES[(300, 400)] == "the seed's size"
+    assert report_mod.NAMED_SIZES[(150, 200)] == "the paper's SST-2 size"
