@@ -256,3 +256,21 @@ def test_an_interrupted_final_save_is_not_done(tmp_path, monkeypatch):
     assert not (tmp_path / "out" / "model.safetensors").exists()  # the partial file stayed in the staging folder
     assert not output.check()
     assert STAGE_FILE == "stage.json"
+
+
+def test_overwrite_output_dir_starts_fresh_but_only_in_a_stage_folder(tmp_path):
+    signature = Signature("student", {"lr": 1}, {})
+    out = tmp_path / "s"
+    done = StageOutput(str(out), signature)
+    done.start()
+    (out / "checkpoint-5").mkdir()
+    done.mark_done()
+    again = StageOutput(str(out), signature, StageArguments(overwrite_output_dir=True))
+    assert not again.check()  # done with the same signature, yet rebuilt on purpose
+    assert not out.exists()
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep")
+    with pytest.raises(ConfigError, match="not a distil stage output"):
+        StageOutput(str(foreign), signature, StageArguments(overwrite_output_dir=True)).check()
+    assert (foreign / "notes.txt").read_text() == "keep"
