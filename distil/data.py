@@ -7,7 +7,6 @@ datasets cache, keyed by the files' SHA-256, so every later `Dataset.map` over t
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
@@ -16,7 +15,7 @@ from datasets import config as datasets_config
 from distil.distributed import main_process_first
 from distil.errors import InputError, TSVFormatError
 from distil.hub import load_errors
-from distil.utils import atomic_directory
+from distil.utils import atomic_directory, hash_files
 
 LABEL_NAMES = ["negative", "positive"]
 FEATURES = Features({"sentence": Value("string"), "label": ClassLabel(names=LABEL_NAMES)})
@@ -69,13 +68,8 @@ def read_glue_tsv(path: str) -> dict[str, list]:
 
 
 @functools.lru_cache(maxsize=32)
-def _sha256(stats: tuple) -> str:
-    h = hashlib.sha256()
-    for path, _, _ in stats:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
+def _sha256(stats: tuple) -> str:  # memoized on (path, size, mtime) of each file
+    return hash_files(path for path, _, _ in stats)
 
 
 def load_sst2_tsv(data_dir: str, cache_dir: str | None = None) -> DatasetDict:

@@ -25,7 +25,7 @@ from typing import Any
 from distil.distributed import is_main_process, wait_for_everyone
 from distil.errors import ConfigError
 from distil.metrics import add_perplexity
-from distil.utils import save_run_args, write_json
+from distil.utils import hash_files, save_run_args, write_json
 
 logger = logging.getLogger("distil")
 
@@ -146,10 +146,8 @@ def output_fingerprint(path: str) -> str | None:
 
 def is_done(output_dir: str, signature: Signature | None = None) -> bool:
     """`output_dir` holds a finished stage (built from `signature`, when given)."""
-    record = read_record(output_dir)
-    if not record or record.get("status") != DONE:
-        return False
-    return signature is None or record.get("signature") == signature.digest
+    finished = output_fingerprint(output_dir)
+    return finished is not None and (signature is None or finished == signature.digest)
 
 
 class StageOutput:
@@ -347,11 +345,7 @@ def file_fingerprint(path: str) -> str:
     """SHA-256 (16 hex digits) of a file's bytes, or `missing:<path>`."""
     if not os.path.isfile(path):
         return f"missing:{path}"
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()[:16]
+    return hash_files([path])
 
 
 def dataset_dir_fingerprint(path: str) -> str:
