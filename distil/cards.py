@@ -190,7 +190,6 @@ def benchmark_rows(report: dict | None) -> list[dict] | None:
         "speedup": speed,
         "cpu": machine.get("cpu_model"),
         "threads": machine.get("torch_num_threads"),
-        "date": report.get("date"),
     }
 
 
@@ -366,8 +365,6 @@ def transfer_set_card(dataset_dir: str, repo_id: str, *, teacher_id: str | None 
     `DatasetDict`, to skip loading it again)."""
     from datasets import load_from_disk
 
-    from distil.augment import AugmentationArguments
-
     splits = splits if splits is not None else load_from_disk(dataset_dir)
     record = run_args(dataset_dir)
     transfer_args = record.get("TransferSetArguments", {})
@@ -375,7 +372,7 @@ def transfer_set_card(dataset_dir: str, repo_id: str, *, teacher_id: str | None 
     data_args = record.get("DataArguments", {})
     teacher_name = transfer_args.get("teacher_model")
     teacher_id = teacher_id or hub_id_of(teacher_name, "model")
-    help_text = {f.name: f.metadata.get("help", "") for f in AugmentationArguments.__dataclass_fields__.values()}
+    help_text = record.get("help", {}).get("AugmentationArguments", {})  # recorded by the stage
     features = next(iter(splits.values())).features
     total = sum(len(ds) for ds in splits.values())
     card_data = DatasetCardData(
@@ -403,7 +400,7 @@ def transfer_set_card(dataset_dir: str, repo_id: str, *, teacher_id: str | None 
         augmented=not transfer_args.get("no_augment"),
         splits=[(name, len(ds)) for name, ds in splits.items()],
         columns=[(name, feature_type(feature), COLUMNS.get(name, "")) for name, feature in features.items()],
-        augmentation=[(k, rules[k], help_text.get(k, "")) for k in help_text if k in rules]
+        augmentation=[(k, v, help_text.get(k, "")) for k, v in rules.items()]
         + [(k, v, "Only the first N SST-2 train sentences were used.") for k, v in cap],
         command=record.get("command"),
     )
