@@ -2,9 +2,8 @@
 
 Every stage writes `stage.json` into its output folder (`distil.records`): the stage's settings, the fingerprints of
 its inputs (data files, teacher, transfer set) and the package version, hashed into a signature, and its status. A
-trainer stage
-writes it with `status: running` before training, so checkpoints in the folder are known to belong to that signature,
-and rewrites it with `status: done` after every other artefact is in place. The transfer set is built in a temporary
+trainer stage writes it with `status: running` before training, so checkpoints in the folder are known to belong to
+that signature, and rewrites it with `status: done` after every other artefact is in place. The transfer set is built in a temporary
 folder and swapped in whole, with `stage.json` written last inside it.
 
 A re-run reads the record: the same signature and `done` skips the stage; a different signature rebuilds it (the
