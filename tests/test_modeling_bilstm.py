@@ -322,3 +322,53 @@ def test_int8_student_runs_in_a_pipeline():
     expected = pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu")
     sentences = ["a good film", "never seen words here"]
     assert [p["label"] for p in classify(sentences)] == [p["label"] for p in expected(sentences)]
+
+
+@pytest.mark.parametrize("multichannel", [False, True])
+def test_cpu_lengths_give_the_attention_mask_path_outputs(multichannel):
+    """The collator's CPU `lengths` (right padding) replace the mask scan: same pooled features and logits."""
+    model = tiny_model(use_multichannel_embedding=multichannel, multichannel_channels=5)
+    input_ids, attention_mask = batch(pad_from=(7, 4, 1))
+    lengths = attention_mask.sum(1)
+    with torch.no_grad():
+        by_mask = model.bilstm(input_ids, attention_mask=attention_mask)
+        by_lengths = model.bilstm(input_ids, attention_mask=attention_mask, lengths=lengths)
+        torch.testing.assert_close(by_lengths.pooler_output, by_mask.pooler_output, atol=1e-6, rtol=0)
+        torch.testing.assert_close(by_lengths.last_hidden_state, by_mask.last_hidden_state, atol=1e-6, rtol=0)
+        expected = model(input_ids, attention_mask=attention_mask).logits
+        torch.testing.assert_close(model(input_ids, lengths=lengths).logits, expected, atol=1e-6, rtol=0)
+        torch.testing.assert_close(
+            model(input_ids, attention_mask=attention_mask, lengths=lengths).logits, expected, atol=1e-6, rtol=0
+        )
+        # one row with its length: the unpacked single-sentence path
+        one = model(input_ids[1:2], lengths=lengths[1:2]).logits
+        torch.testing.assert_close(one, expected[1:2], atol=1e-6, rtol=0)
+
+
+def test_pooled_is_the_last_forward_and_first_backward_output():
+    model = tiny_model(num_layers=2)
+    input_ids, attention_mask = batch(pad_from=(7, 4, 2))
+    with torch.no_grad():
+        out = model.bilstm(input_ids, attention_mask=attention_mask, lengths=attention_mask.sum(1))
+    hidden = TINY["hidden_size"]
+    for row, length in enumerate(attention_mask.sum(1).tolist()):
+        torch.testing.assert_close(out.pooler_output[row, :hidden], out.last_hidden_state[row, length - 1, :hidden])
+        torch.testing.assert_close(out.pooler_output[row, hidden:], out.last_hidden_state[row, 0, hidden:])
+
+
+def test_bf16_lstm_keeps_fp32_weights_and_close_outputs():
+    reference = tiny_model()
+    model = tiny_model(lstm_dtype="bfloat16")
+    model.load_state_dict(reference.state_dict())
+    input_ids, attention_mask = batch(pad_from=(7, 4, 1))
+    lengths = attention_mask.sum(1)
+    seen = {}
+    model.bilstm.lstm.register_forward_hook(lambda m, i, o: seen.update(input=i[0].data.dtype))
+    logits = model(input_ids, lengths=lengths).logits
+    assert seen["input"] == torch.bfloat16 and logits.dtype == torch.float32
+    torch.testing.assert_close(logits, reference(input_ids, lengths=lengths).logits, atol=0.05, rtol=0)
+    logits.sum().backward()
+    weight = model.bilstm.lstm.weight_ih_l0
+    assert weight.dtype == torch.float32 and weight.grad is not None and weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="lstm_dtype"):
+        BiLSTMConfig(lstm_dtype="float16")
