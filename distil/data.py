@@ -6,7 +6,6 @@ datasets cache, keyed by the files' SHA-256, so every later `Dataset.map` over t
 
 from __future__ import annotations
 
-import functools
 import os
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
@@ -15,7 +14,8 @@ from datasets import config as datasets_config
 from distil.distributed import main_process_first
 from distil.errors import InputError, TSVFormatError
 from distil.hub import load_errors
-from distil.utils import atomic_directory, hash_files
+from distil.records import files_fingerprint
+from distil.utils import atomic_directory
 
 LABEL_NAMES = ["negative", "positive"]
 FEATURES = Features({"sentence": Value("string"), "label": ClassLabel(names=LABEL_NAMES)})
@@ -67,11 +67,6 @@ def read_glue_tsv(path: str) -> dict[str, list]:
     return {"sentence": sentences, "label": labels}
 
 
-@functools.lru_cache(maxsize=32)
-def _sha256(stats: tuple) -> str:  # memoized on (path, size, mtime) of each file
-    return hash_files(path for path, _, _ in stats)
-
-
 def load_sst2_tsv(data_dir: str, cache_dir: str | None = None) -> DatasetDict:
     """Load `train.tsv` and `dev.tsv` from `data_dir`, stored once as Arrow so later maps can be cached."""
     if not os.path.isdir(data_dir):
@@ -97,8 +92,7 @@ def tsv_fingerprint(data_dir: str) -> str:
     paths = [os.path.join(data_dir, name) for name in TSV_FILES.values()]
     if not all(os.path.isfile(p) for p in paths):
         return "missing"
-    stats = tuple((p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths)
-    return _sha256(stats)
+    return files_fingerprint(paths)
 
 
 def data_fingerprint(data_args) -> str:
