@@ -133,12 +133,26 @@ class WordCacheEncoder:
         return TokenIds(stream, starts, np.minimum(lengths, self.max_content), self.prefix, self.suffix)
 
 
+def arrow_column(dataset, name: str) -> pa.ChunkedArray:
+    """A `datasets.Dataset`'s column as Arrow, in the dataset's row order (through its indices mapping, if any)."""
+    column = dataset.data.column(name)
+    indices = getattr(dataset, "_indices", None)  # datasets' indices mapping, set by select/shuffle/train_test_split
+    return column.take(indices.column(0)) if indices is not None else column
+
+
+def iter_texts(column, chunk_size: int = 50_000):
+    """The Python strings of an Arrow text column, converted a chunk at a time."""
+    for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
+        for start in range(0, len(chunk), chunk_size):
+            yield from chunk.slice(start, chunk_size).to_pylist()
+
+
 def distinct_words(*columns) -> pa.Array:
     """The distinct space-separated words of text columns (Arrow arrays or chunked arrays), in first-seen order."""
     found = [pc.unique(pc.list_flatten(pc.split_pattern(column, " "))) for column in columns if len(column)]
     if not found:
         return pa.array([], pa.string())
-    return pc.unique(pa.chunked_array(found, pa.string())).combine_chunks() if len(found) > 1 else found[0]
+    return pc.unique(pa.chunked_array(found, pa.string())) if len(found) > 1 else found[0]
 
 
 class WordTable:

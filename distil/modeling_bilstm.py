@@ -250,6 +250,9 @@ class BiLSTMModel(BiLSTMPreTrainedModel):
             if sequence:
                 sequence_output = tokens_output.new_zeros(1, seq_len, 2 * hidden)
                 sequence_output[:, :length] = tokens_output
+        elif embedded.device.type == "cpu" and type(self.lstm) is nn.LSTM:
+            sequence_output, pooled = self.run_lstm_padded(embedded, lengths.clamp(min=1), sequence)
+            return sequence_output, pooled, embedded
         else:
             lengths = lengths.clamp(min=1)
             packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
@@ -259,6 +262,53 @@ class BiLSTMModel(BiLSTMPreTrainedModel):
                 sequence_output, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=seq_len)
         pooled = torch.cat([h_n[-2], h_n[-1]], dim=-1)  # last layer: forward, backward
         return sequence_output, pooled, embedded
+
+    def run_lstm_padded(
+        self, embedded: torch.Tensor, lengths: torch.Tensor, sequence: bool = True
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The BiLSTM on right-padded rows without packing, exactly: `(sequence_output or None, pooled)`.
+
+        Each direction runs as its own one-directional LSTM over the padded batch, the backward one over every row's
+        tokens reversed in place (padding stays at the end), so neither reads padding before a real token. Unpacked
+        LSTMs take the CPU's fused (oneDNN) kernel; a packed one steps through the batch sizes one time step at a
+        time. `lengths` (CPU, >= 1) index the last real token.
+        """
+        lstm = self.lstm
+        batch_size, seq_len, _ = embedded.shape
+        device = embedded.device
+        dtype = LSTM_DTYPES[self.config.lstm_dtype]
+        positions = torch.arange(seq_len)
+        reverse = torch.where(positions < lengths[:, None], lengths[:, None] - 1 - positions, positions).to(device)
+        last = (lengths - 1).to(device)
+        rows = torch.arange(batch_size, device=device)
+
+        def flip(x):  # each row's real tokens reversed, padding left in place; its own inverse
+            return x.gather(1, reverse.unsqueeze(-1).expand(-1, -1, x.size(-1)))
+
+        zeros = embedded.new_zeros(1, batch_size, lstm.hidden_size, dtype=dtype)
+        with torch.autocast(device_type=device.type, enabled=False):
+            inputs = embedded.to(dtype)
+            forward_in, backward_in = inputs, flip(inputs)
+            for layer in range(lstm.num_layers):
+                outputs = []
+                for suffix, x in (("", forward_in), ("_reverse", backward_in)):
+                    weights = [
+                        getattr(lstm, f"{kind}_l{layer}{suffix}").to(dtype)
+                        for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+                    ]
+                    outputs.append(torch.lstm(x, (zeros, zeros), weights, True, 1, 0.0, self.training, False, True)[0])
+                forward_out, backward_out = outputs
+                if layer < lstm.num_layers - 1 or sequence:
+                    aligned = torch.cat([forward_out, flip(backward_out)], dim=-1)
+                    if layer < lstm.num_layers - 1:
+                        aligned = nn.functional.dropout(aligned, lstm.dropout, self.training)
+                        forward_in, backward_in = aligned, flip(aligned)
+            pooled = torch.cat([forward_out[rows, last], backward_out[rows, last]], dim=-1).float()
+        sequence_output = None
+        if sequence:
+            mask = (positions[None, :] < lengths[:, None]).to(device)
+            sequence_output = aligned.float() * mask.unsqueeze(-1)
+        return sequence_output, pooled
 
     def forward(
         self,

@@ -16,6 +16,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from torch.utils.data import Sampler
 
+from distil.encoding import arrow_column
+
 
 def column_lengths(dataset, length_column: str = "length", input_column: str = "input_ids") -> np.ndarray:
     """The rows' lengths of a `datasets.Dataset` as one int64 NumPy array, in the dataset's row order.
@@ -23,16 +25,12 @@ def column_lengths(dataset, length_column: str = "length", input_column: str = "
     Read from the Arrow table: the `length_column` when the dataset has one, else the list lengths of
     `input_column`; a dataset with an indices mapping (after `select` or `shuffle`) is taken through it.
     """
-    table = dataset.data
     if length_column in dataset.column_names:
-        column = table.column(length_column)
+        column = arrow_column(dataset, length_column)
     elif input_column in dataset.column_names:
-        column = pc.list_value_length(table.column(input_column))
+        column = pc.list_value_length(arrow_column(dataset, input_column))
     else:
         raise ValueError(f"no `{length_column}` or `{input_column}` column to group rows by length")
-    indices = getattr(dataset, "_indices", None)  # datasets' indices mapping, set by select/shuffle/train_test_split
-    if indices is not None:
-        column = column.take(indices.column(0))
     if isinstance(column, pa.ChunkedArray):
         column = column.combine_chunks()
     return column.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
