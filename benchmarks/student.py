@@ -295,16 +295,16 @@ def run_variant(name: str, tree: str, transfer_set: str, work_dir: Path, args) -
     return result
 
 
-ROWS = (
-    ("start of the student stage to its first optimizer step (s)", "stage_to_first_step_s", "{:.1f}"),
-    ("  of which before the trainer starts: data, vocabulary, tokens, embeddings (s)", "stage_to_train_begin_s", "{:.1f}"),
-    ("  of which from the trainer's start to the first step (s)", "train_begin_to_first_step_s", "{:.1f}"),
-    ("ordering: one epoch's order (s)", "ordering_s", "{:.2f}"),
-    ("loading: fetch and collate one batch (ms)", "loading_per_batch_ms", "{:.2f}"),
-    ("ordering + loading, share of an epoch", "overhead_share_of_epoch", "{:.2%}"),
-    ("training rows/s (steps after warm-up)", "rows_per_s", "{:.0f}"),
-    ("GFLOP/s implied (LSTM + classifier, fwd + bwd)", "gflop_per_s", "{:.1f}"),
-    ("one epoch, estimated from the above (s)", "epoch_s_estimated", "{:.0f}"),
+ROWS = (  # label, key, format, higher is better
+    ("start of the student stage to its first optimizer step (s)", "stage_to_first_step_s", "{:.1f}", False),
+    ("  of which before the trainer starts: data, vocabulary, tokens, embeddings (s)", "stage_to_train_begin_s", "{:.1f}", False),
+    ("  of which from the trainer's start to the first step (s)", "train_begin_to_first_step_s", "{:.1f}", False),
+    ("ordering: one epoch's order (s)", "ordering_s", "{:.2f}", False),
+    ("loading: fetch and collate one batch (ms)", "loading_per_batch_ms", "{:.2f}", False),
+    ("ordering + loading, share of an epoch", "overhead_share_of_epoch", "{:.2%}", False),
+    ("training rows/s (steps after warm-up)", "rows_per_s", "{:.0f}", True),
+    ("GFLOP/s implied (LSTM + classifier, fwd + bwd)", "gflop_per_s", "{:.1f}", True),
+    ("one epoch, estimated from the above (s)", "epoch_s_estimated", "{:.0f}", False),
 )  # fmt: skip
 
 
@@ -335,20 +335,20 @@ def report(results: dict, machine: dict, transfer: dict, command: str) -> str:
         )
         + ".",
         "",
-        "| measure | " + " | ".join(names) + (" | ratio |" if len(names) == 2 else ""),
+        "| measure | " + " | ".join(names) + (" | after vs before |" if len(names) == 2 else " |"),
         "|---|" + "---:|" * (len(names) + (len(names) == 2)),
     ]
-    for label, key, fmt in ROWS:
+    for label, key, fmt, higher_is_better in ROWS:
         values = [results[n][key] for n in names]
         row = f"| {label} | " + " | ".join(fmt.format(v) for v in values)
-        if len(names) == 2:
-            row += f" | {values[0] / values[1]:.2f}x |" if values[1] else " | |"
+        if len(names) == 2 and values[0] and values[1]:
+            ratio = values[1] / values[0] if higher_is_better else values[0] / values[1]
+            row += f" | {ratio:.1f}x {'better' if ratio >= 1 else 'worse'} |"
         else:
             row += " |"
         lines.append(row)
     lines += [
         "",
-        "Ratios are before / after (higher is better for times, lower for rows/s and GFLOP/s).",
         f"Mean tokens per row: {results[names[-1]]['mean_tokens_per_row']:.1f}; training GFLOP per row: "
         f"{results[names[-1]]['train_gflop_per_row']:.4f}.",
         "The epoch's ordering is measured as the sampler's first call; loading as the median fetch-and-collate time "

@@ -107,3 +107,19 @@ def test_trainer_uses_it_and_reseeds_each_epoch(tmp_path):
     loader.set_epoch(1)
     assert sampler.epoch == 1
     assert list(sampler) != list(LengthGroupedSampler(sampler.lengths, 8, seed=7))
+
+
+def test_two_processes_share_each_epoch_between_them():
+    """Under accelerate every process builds the same order and takes every other batch of it."""
+    from accelerate.data_loader import BatchSamplerShard
+    from torch.utils.data import BatchSampler
+
+    lengths = lengths_of(1024)
+    per_rank = []
+    for rank in range(2):
+        sampler = LengthGroupedSampler(lengths, 8, seed=11)  # each process has its own, equal sampler
+        sampler.set_epoch(2)
+        shard = BatchSamplerShard(BatchSampler(sampler, 8, drop_last=False), num_processes=2, process_index=rank)
+        per_rank.append([row for batch in shard for row in batch])
+    assert len(per_rank[0]) == len(per_rank[1]) == 512
+    assert sorted(per_rank[0] + per_rank[1]) == list(range(1024))
