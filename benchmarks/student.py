@@ -327,6 +327,8 @@ def report(results: dict, machine: dict, transfer: dict, command: str) -> str:
         f"{results[names[0]]['batch_size']}), {results[names[0]]['steps_measured']} optimizer steps per version, "
         "each version in a fresh process.",
         "",
+        "Each version is measured by this script with `--only before` and `--only after` (the other arguments as "
+        "above, `--reuse` then reports both) or, without `--only`, one after the other in one invocation. "
         "Each version ran: "
         + "; ".join(
             f"{n} from {results[n]['started']} (load average {results[n]['load_average_1m'][0]:.2f} at its start, "
