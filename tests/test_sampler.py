@@ -71,15 +71,11 @@ def test_column_lengths_reads_arrow_through_an_indices_mapping():
         column_lengths(dataset.remove_columns(["length", "input_ids"]))
 
 
-def test_a_million_rows_in_well_under_a_second():
-    import time
-
+def test_a_million_rows_each_once():  # its time is measured by benchmarks/student.py, not here
     lengths = lengths_of(1_000_000)
-    start = time.perf_counter()
     order = length_grouped_order(lengths, 128, seed=0)
-    seconds = time.perf_counter() - start
+    assert order.dtype == np.int64 and len(order) == len(lengths)
     assert np.bincount(order, minlength=len(lengths)).max() == 1
-    assert seconds < 5  # generous on a shared machine; benchmarks/student.py measures it
 
 
 def test_trainer_uses_it_and_reseeds_each_epoch(tmp_path):
