@@ -2,7 +2,8 @@
 
 An embedding (optionally a multichannel convolutional one), a bidirectional LSTM, and an MLP classifier over the last
 forward state and the first backward state. Padding never reaches the LSTM: sequences are packed by their lengths
-from `attention_mask`, and a batch without padding (one sentence) runs unpacked.
+(`lengths` on the CPU, as the distillation collator gives them, or from `attention_mask`), and a batch without padding
+(one sentence) runs unpacked.
 
 This file is self-contained (it imports only `torch` and `transformers`): `save_pretrained` copies it next to the
 weights, so a saved student loads with `trust_remote_code=True` where `distil` is not installed.
@@ -24,6 +25,7 @@ from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 
 DEFAULT_LABELS = ("negative", "positive")
+LSTM_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 AUTO_MAP = {
     "AutoConfig": "modeling_bilstm.BiLSTMConfig",
     "AutoModel": "modeling_bilstm.BiLSTMModel",
@@ -49,6 +51,8 @@ class BiLSTMConfig(PretrainedConfig):
             `len(multichannel_filters) * multichannel_channels`.
         embedding_init_std: standard deviation of randomly initialised embeddings.
         initializer_range: standard deviation of the classifier's random weights.
+        lstm_dtype: `float32` runs the LSTM in fp32 under any autocast; `bfloat16` on bf16 copies of its inputs and
+            weights (a choice for GPUs with bf16; the weights themselves stay fp32).
     """
 
     model_type = "bilstm"
@@ -68,8 +72,11 @@ class BiLSTMConfig(PretrainedConfig):
         embedding_init_std: float = 1.0,
         initializer_range: float = 0.02,
         pad_token_id: int | None = 0,
+        lstm_dtype: str = "float32",
         **kwargs,
     ):
+        if lstm_dtype not in LSTM_DTYPES:
+            raise ValueError(f"lstm_dtype must be one of {', '.join(LSTM_DTYPES)}; got {lstm_dtype!r}")
         if "id2label" not in kwargs and "label2id" not in kwargs and kwargs.get("num_labels", 2) == 2:
             kwargs["id2label"] = dict(enumerate(DEFAULT_LABELS))
             kwargs["label2id"] = {name: i for i, name in enumerate(DEFAULT_LABELS)}
@@ -86,6 +93,7 @@ class BiLSTMConfig(PretrainedConfig):
         self.multichannel_channels = multichannel_channels
         self.embedding_init_std = embedding_init_std
         self.initializer_range = initializer_range
+        self.lstm_dtype = lstm_dtype
         super().__init__(pad_token_id=pad_token_id, **kwargs)
 
     @property
@@ -180,62 +188,146 @@ class BiLSTMModel(BiLSTMPreTrainedModel):
             self.embeddings = value
 
     def run_lstm(self, inputs):
-        """The LSTM in fp32, outside any autocast region: CUDA autocast would run cuDNN's LSTM in fp16 whatever dtype
-        was asked for (bf16 included), without loss scaling. Its weights stay fp32 (the master weights)."""
-        device_type = (inputs if isinstance(inputs, torch.Tensor) else inputs.data).device.type
-        with torch.autocast(device_type=device_type, enabled=False):
-            if isinstance(inputs, torch.Tensor):
-                inputs = inputs.float()
-            return self.lstm(inputs)
+        """The LSTM outside any autocast region: CUDA autocast would run cuDNN's LSTM in fp16 whatever dtype was asked
+        for (bf16 included), without loss scaling. `lstm_dtype: float32` (the default) runs it in fp32;
+        `bfloat16` runs it on bf16 copies of its inputs and weights (gradients reach the fp32 weights, the master
+        weights, through the casts). Returns the outputs in fp32 and the final hidden states `h_n`."""
+        data = inputs if isinstance(inputs, torch.Tensor) else inputs.data
+        dtype = LSTM_DTYPES[self.config.lstm_dtype]
+        if not torch.is_autocast_enabled(data.device.type) and dtype == torch.float32 and data.dtype == dtype:
+            output, (h_n, _) = self.lstm(inputs)  # the common CPU case: no context to enter
+            return output, h_n
+        with torch.autocast(device_type=data.device.type, enabled=False):
+            inputs = inputs.to(dtype)
+            if dtype == torch.float32:
+                output, (h_n, _) = self.lstm(inputs)
+            else:
+                weights = {name: p.to(dtype) for name, p in self.lstm.named_parameters()}
+                output, (h_n, _) = torch.func.functional_call(self.lstm, weights, (inputs,))
+        return output.float(), h_n.float()
 
-    def forward(
+    def encode(
         self,
-        input_ids: torch.Tensor | None = None,
+        input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
-        token_type_ids: torch.Tensor | None = None,  # accepted (BERT tokenizers emit it) and ignored
-        output_hidden_states: bool | None = None,
-        return_dict: bool | None = None,
-    ) -> BaseModelOutputWithPooling | tuple:
-        if input_ids is None:
-            raise ValueError("BiLSTMModel needs input_ids")
-        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        lengths: torch.Tensor | None = None,
+        sequence: bool = True,
+    ) -> tuple[torch.Tensor | None, torch.Tensor, torch.Tensor]:
+        """`(sequence_output or None, pooled, embedded)`. `pooled` is the LSTM's final states (`h_n`): the forward
+        direction's at each row's last token, the backward direction's at its first. `sequence=False` skips
+        unpacking the per-token outputs when only `pooled` is needed (the classifier)."""
         batch_size, seq_len = input_ids.shape
         hidden = self.config.hidden_size
-        # No padding (one sentence, or a batch of equal lengths): the LSTM runs on the whole sequence, with no packing
-        # and no lengths copied to the host. A single padded sentence is cut to its tokens and takes the same path.
-        # Outputs equal the packed path's (to float rounding): padded positions of `sequence_output` are zeros.
-        if attention_mask is None or bool(attention_mask.all()):
-            embedded = self.embeddings(input_ids)
-            sequence_output, _ = self.run_lstm(embedded)
-            pooled = torch.cat([sequence_output[:, -1, :hidden], sequence_output[:, 0, hidden:]], dim=-1)
-        else:
+        if lengths is not None:
+            # The collator's right-padded rows and their lengths on the CPU: no mask scan, no copy to the host.
+            lengths = lengths if lengths.device.type == "cpu" else lengths.cpu()
+            if attention_mask is None and isinstance(self.embeddings, MultiChannelEmbedding):
+                positions = torch.arange(seq_len, device=input_ids.device)
+                attention_mask = positions < lengths.to(input_ids.device, non_blocking=True)[:, None]
+        elif attention_mask is not None and not bool(attention_mask.all()):
             attention_mask = attention_mask.to(torch.long)
             # Left padding (or holes): move each row's real tokens to the front, keeping their order.
             if (attention_mask[:, 1:] > attention_mask[:, :-1]).any():
                 order = torch.sort(1 - attention_mask, dim=1, stable=True).indices
                 input_ids = input_ids.gather(1, order)
                 attention_mask = attention_mask.gather(1, order)
-            lengths = attention_mask.sum(dim=1).clamp(min=1)
-            if isinstance(self.embeddings, MultiChannelEmbedding):
-                embedded = self.embeddings(input_ids, attention_mask)
-            else:
-                embedded = self.embeddings(input_ids)
-            if batch_size == 1:
-                length = int(lengths[0])
-                tokens_output, _ = self.run_lstm(embedded[:, :length])
+            lengths = attention_mask.sum(dim=1).clamp(min=1).cpu()
+        else:
+            attention_mask = None  # no padding
+
+        if isinstance(self.embeddings, MultiChannelEmbedding):
+            embedded = self.embeddings(input_ids, attention_mask)
+        else:
+            embedded = self.embeddings(input_ids)
+        if lengths is None or (batch_size == 1 and int(lengths[0]) == seq_len):
+            # No padding (one sentence, or a batch of equal lengths): the LSTM runs on the whole sequence, unpacked.
+            sequence_output, h_n = self.run_lstm(embedded)
+        elif batch_size == 1:
+            # A single padded sentence is cut to its tokens and takes the same path; padded outputs are zeros.
+            length = int(lengths[0])
+            tokens_output, h_n = self.run_lstm(embedded[:, :length])
+            sequence_output = None
+            if sequence:
                 sequence_output = tokens_output.new_zeros(1, seq_len, 2 * hidden)
                 sequence_output[:, :length] = tokens_output
-                pooled = torch.cat([tokens_output[:, -1, :hidden], tokens_output[:, 0, hidden:]], dim=-1)
-            else:
-                packed = pack_padded_sequence(embedded.float(), lengths.cpu(), batch_first=True, enforce_sorted=False)
-                packed_out, _ = self.run_lstm(packed)
+        elif embedded.device.type == "cpu" and type(self.lstm) is nn.LSTM:
+            sequence_output, pooled = self.run_lstm_padded(embedded, lengths.clamp(min=1), sequence)
+            return sequence_output, pooled, embedded
+        else:
+            lengths = lengths.clamp(min=1)
+            packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+            packed_out, h_n = self.run_lstm(packed)
+            sequence_output = None
+            if sequence:
                 sequence_output, _ = pad_packed_sequence(packed_out, batch_first=True, total_length=seq_len)
-                by_direction = sequence_output.view(batch_size, seq_len, 2, hidden)
-                last = (lengths - 1).view(batch_size, 1, 1).expand(batch_size, 1, hidden)
-                forward_last = by_direction[:, :, 0].gather(1, last).squeeze(1)  # forward direction, last token
-                backward_first = by_direction[:, 0, 1]  # backward direction at the first token
-                pooled = torch.cat([forward_last, backward_first], dim=-1)
+        pooled = torch.cat([h_n[-2], h_n[-1]], dim=-1)  # last layer: forward, backward
+        return sequence_output, pooled, embedded
 
+    def run_lstm_padded(
+        self, embedded: torch.Tensor, lengths: torch.Tensor, sequence: bool = True
+    ) -> tuple[torch.Tensor | None, torch.Tensor]:
+        """The BiLSTM on right-padded rows without packing, exactly: `(sequence_output or None, pooled)`.
+
+        Each direction runs as its own one-directional LSTM over the padded batch, the backward one over every row's
+        tokens reversed in place (padding stays at the end), so neither reads padding before a real token. Unpacked
+        LSTMs take the CPU's fused (oneDNN) kernel; a packed one steps through the batch sizes one time step at a
+        time. `lengths` (CPU, >= 1) index the last real token.
+        """
+        lstm = self.lstm
+        batch_size, seq_len, _ = embedded.shape
+        device = embedded.device
+        dtype = LSTM_DTYPES[self.config.lstm_dtype]
+        positions = torch.arange(seq_len)
+        reverse = torch.where(positions < lengths[:, None], lengths[:, None] - 1 - positions, positions).to(device)
+        last = (lengths - 1).to(device)
+        rows = torch.arange(batch_size, device=device)
+
+        def flip(x):  # each row's real tokens reversed, padding left in place; its own inverse
+            return x.gather(1, reverse.unsqueeze(-1).expand(-1, -1, x.size(-1)))
+
+        zeros = embedded.new_zeros(1, batch_size, lstm.hidden_size, dtype=dtype)
+        with torch.autocast(device_type=device.type, enabled=False):
+            inputs = embedded.to(dtype)
+            forward_in, backward_in = inputs, flip(inputs)
+            for layer in range(lstm.num_layers):
+                outputs = []
+                for suffix, x in (("", forward_in), ("_reverse", backward_in)):
+                    weights = [
+                        getattr(lstm, f"{kind}_l{layer}{suffix}").to(dtype)
+                        for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+                    ]
+                    outputs.append(torch.lstm(x, (zeros, zeros), weights, True, 1, 0.0, self.training, False, True)[0])
+                forward_out, backward_out = outputs
+                if layer < lstm.num_layers - 1 or sequence:
+                    aligned = torch.cat([forward_out, flip(backward_out)], dim=-1)
+                    if layer < lstm.num_layers - 1:
+                        aligned = nn.functional.dropout(aligned, lstm.dropout, self.training)
+                        forward_in, backward_in = aligned, flip(aligned)
+            pooled = torch.cat([forward_out[rows, last], backward_out[rows, last]], dim=-1).float()
+        sequence_output = None
+        if sequence:
+            mask = (positions[None, :] < lengths[:, None]).to(device)
+            sequence_output = aligned.float() * mask.unsqueeze(-1)
+        return sequence_output, pooled
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,  # accepted (BERT tokenizers emit it) and ignored
+        lengths: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        return_dict: bool | None = None,
+    ) -> BaseModelOutputWithPooling | tuple:
+        r"""
+        lengths (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            Tokens per row of right-padded `input_ids`, on the CPU (`DistillationDataCollator` gives them): the
+            LSTM packs the rows by them with no host sync. Unset: taken from `attention_mask` (any padding side).
+        """
+        if input_ids is None:
+            raise ValueError("BiLSTMModel needs input_ids")
+        return_dict = return_dict if return_dict is not None else self.config.return_dict
+        sequence_output, pooled, embedded = self.encode(input_ids, attention_mask, lengths)
         hidden_states = (embedded, sequence_output) if output_hidden_states else None
         if not return_dict:
             return tuple(v for v in (sequence_output, pooled, hidden_states) if v is not None)
@@ -270,16 +362,16 @@ class BiLSTMForSequenceClassification(BiLSTMPreTrainedModel):
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
+        lengths: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
         return_dict: bool | None = None,
     ) -> SequenceClassifierOutput | tuple:
         return_dict = return_dict if return_dict is not None else self.config.return_dict
-        # a tuple, not a ModelOutput: one fewer object per call, which counts at batch size 1
-        _, pooled, *hidden_states = self.bilstm(
-            input_ids, attention_mask=attention_mask, output_hidden_states=output_hidden_states, return_dict=False
+        sequence_output, pooled, embedded = self.bilstm.encode(
+            input_ids, attention_mask, lengths, sequence=bool(output_hidden_states)
         )
-        hidden_states = hidden_states[0] if hidden_states else None
+        hidden_states = (embedded, sequence_output) if output_hidden_states else None
         logits = self.classifier(pooled)
 
         loss = None

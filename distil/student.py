@@ -18,6 +18,7 @@ from transformers import AutoTokenizer, TrainingArguments, set_seed
 from distil.configs import DataArguments, apply_lr_schedule
 from distil.data import LABEL_NAMES, data_fingerprint, load_sst2_from_args
 from distil.embeddings import AUTO_EMBEDDING_INIT, initial_embeddings, set_input_embeddings
+from distil.encoding import WordCacheEncoder, WordTable, arrow_column, distinct_words, encode_dataset
 from distil.errors import ConfigError
 from distil.modeling_bilstm import BiLSTMConfig, BiLSTMForSequenceClassification
 from distil.records import (
@@ -156,6 +157,21 @@ class StudentArguments:
     epochs_per_cycle: float = field(
         default=1.0, metadata={"help": "Epochs per cosine cycle for `lr_schedule=cyclic`."}
     )
+    lstm_dtype: str = field(
+        default="float32",
+        metadata={
+            "help": "The LSTM's precision under mixed precision: `float32` (fp32 under any autocast) or `bfloat16` "
+            "(bf16 copies of its inputs and weights, fp32 master weights; for GPUs with bf16).",
+            "choices": ["float32", "bfloat16"],
+        },
+    )
+    num_proc: int | None = field(
+        default=None,
+        metadata={
+            "help": "Worker processes for tokenizing splits of 100k rows or more (unset: one process). The ids are "
+            "the same for any value."
+        },
+    )
 
     def __post_init__(self):
         if not 0.0 <= self.classifier_dropout < 1.0:
@@ -220,7 +236,7 @@ def train_student(
     set_seed(training_args.seed)
     setup_training_logging(training_args)
     logger.info("Student arguments %s", student_args)
-    log_precision("student", training_args, lstm="fp32 LSTM")
+    log_precision("student", training_args, lstm=f"{student_args.lstm_dtype} LSTM")
 
     output = StageOutput(
         training_args.output_dir, student_signature(student_args, data_args, training_args), stage_args
@@ -246,7 +262,7 @@ def train_student(
     else:
         tokenizer = student_tokenizer(
             student_args.tokenizer,
-            splits["train"]["sentence"],
+            arrow_column(splits["train"], "sentence"),
             teacher_model=student_args.teacher_model,
             prune_vocab=student_args.prune_vocab,
             name_or_path=student_args.tokenizer_name_or_path,
@@ -257,13 +273,22 @@ def train_student(
         )
     logger.info("Tokenizer: %s, %d tokens", student_args.tokenizer, len(tokenizer))
 
-    def tokenize(batch):
-        encoded = tokenizer(batch["sentence"], truncation=True, max_length=data_args.max_seq_length)
-        encoded[training_args.length_column_name] = [len(ids) for ids in encoded["input_ids"]]
-        return encoded
-
+    # Token ids and lengths as Arrow columns: each distinct word tokenized once, rows gathered in NumPy
+    table = None
+    if WordCacheEncoder.supports(tokenizer):
+        words = distinct_words(*(arrow_column(ds, "sentence") for ds in splits.values()))
+        table = WordTable(tokenizer, data_args.max_seq_length, words)
     with training_args.main_process_first(desc="tokenizing"):
-        splits = splits.map(tokenize, batched=True, desc="Tokenizing")
+        for name in list(splits):
+            splits[name] = encode_dataset(
+                splits[name],
+                tokenizer,
+                data_args.max_seq_length,
+                length_column=training_args.length_column_name,
+                table=table,
+                num_proc=student_args.num_proc if len(splits[name]) >= 100_000 else None,
+                desc=f"Tokenizing ({name})",
+            )
 
     # Model
     matrix, init_method = initial_embeddings(
@@ -286,6 +311,7 @@ def train_student(
         use_multichannel_embedding=student_args.use_multichannel_embedding,
         multichannel_filters=student_args.multichannel_filters,
         multichannel_channels=student_args.multichannel_channels,
+        lstm_dtype=student_args.lstm_dtype,
         embedding_init_std=student_args.embedding_init_std or 1.0,
         pad_token_id=tokenizer.pad_token_id,
         # where the run started from, so that two runs can be checked to start alike (benchmarks/report.py)

@@ -209,7 +209,7 @@ def test_loads_with_remote_code_where_distil_is_not_installed(tmp_path):
 
 
 @pytest.mark.parametrize("rows", ["padded", "unpadded", "one"])
-def test_lstm_runs_in_fp32_under_bf16_autocast(rows):
+def test_lstm_runs_in_fp32_under_bf16_autocast(rows, monkeypatch):
     """CPU check of the autocast guard. This machine has no GPU, so the CUDA case (where cuDNN would otherwise run
     the LSTM in fp16 whatever dtype autocast was asked for) is not exercised here; the guard is the same code."""
     torch.manual_seed(0)
@@ -225,6 +225,15 @@ def test_lstm_runs_in_fp32_under_bf16_autocast(rows):
         seen["autocast"] = torch.is_autocast_enabled("cpu")  # CPU autocast happens to leave LSTMs alone: check both
 
     model.bilstm.lstm.register_forward_hook(record)
+    lstm_function = torch.lstm
+
+    def record_function(x, hx, weights, *args):  # a padded batch on the CPU: one call per direction, unpacked
+        output = lstm_function(x, hx, weights, *args)
+        seen["input"], seen["output"], seen["weight"] = x.dtype, output[0].dtype, weights[0].dtype
+        seen["autocast"] = torch.is_autocast_enabled("cpu")
+        return output
+
+    monkeypatch.setattr(torch, "lstm", record_function)
     input_ids = torch.tensor([[3, 4, 5, 6], [7, 8, 0, 0]])
     attention_mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]])
     if rows == "unpadded":  # the fast path without packing
@@ -322,3 +331,85 @@ def test_int8_student_runs_in_a_pipeline():
     expected = pipeline("text-classification", model=model, tokenizer=tokenizer, device="cpu")
     sentences = ["a good film", "never seen words here"]
     assert [p["label"] for p in classify(sentences)] == [p["label"] for p in expected(sentences)]
+
+
+@pytest.mark.parametrize("multichannel", [False, True])
+def test_cpu_lengths_give_the_attention_mask_path_outputs(multichannel):
+    """The collator's CPU `lengths` (right padding) replace the mask scan: same pooled features and logits."""
+    model = tiny_model(use_multichannel_embedding=multichannel, multichannel_channels=5)
+    input_ids, attention_mask = batch(pad_from=(7, 4, 1))
+    lengths = attention_mask.sum(1)
+    with torch.no_grad():
+        by_mask = model.bilstm(input_ids, attention_mask=attention_mask)
+        by_lengths = model.bilstm(input_ids, attention_mask=attention_mask, lengths=lengths)
+        torch.testing.assert_close(by_lengths.pooler_output, by_mask.pooler_output, atol=1e-6, rtol=0)
+        torch.testing.assert_close(by_lengths.last_hidden_state, by_mask.last_hidden_state, atol=1e-6, rtol=0)
+        expected = model(input_ids, attention_mask=attention_mask).logits
+        torch.testing.assert_close(model(input_ids, lengths=lengths).logits, expected, atol=1e-6, rtol=0)
+        torch.testing.assert_close(
+            model(input_ids, attention_mask=attention_mask, lengths=lengths).logits, expected, atol=1e-6, rtol=0
+        )
+        # one row with its length: the unpacked single-sentence path
+        one = model(input_ids[1:2], lengths=lengths[1:2]).logits
+        torch.testing.assert_close(one, expected[1:2], atol=1e-6, rtol=0)
+
+
+def test_pooled_is_the_last_forward_and_first_backward_output():
+    model = tiny_model(num_layers=2)
+    input_ids, attention_mask = batch(pad_from=(7, 4, 2))
+    with torch.no_grad():
+        out = model.bilstm(input_ids, attention_mask=attention_mask, lengths=attention_mask.sum(1))
+    hidden = TINY["hidden_size"]
+    for row, length in enumerate(attention_mask.sum(1).tolist()):
+        torch.testing.assert_close(out.pooler_output[row, :hidden], out.last_hidden_state[row, length - 1, :hidden])
+        torch.testing.assert_close(out.pooler_output[row, hidden:], out.last_hidden_state[row, 0, hidden:])
+
+
+def test_bf16_lstm_keeps_fp32_weights_and_close_outputs(monkeypatch):
+    reference = tiny_model()
+    model = tiny_model(lstm_dtype="bfloat16")
+    model.load_state_dict(reference.state_dict())
+    input_ids, attention_mask = batch(pad_from=(7, 4, 1))
+    lengths = attention_mask.sum(1)
+    seen = []
+    model.bilstm.lstm.register_forward_hook(lambda m, i, o: seen.append(("module", i[0].dtype)))
+    lstm_function = torch.lstm
+
+    def record_function(x, hx, weights, *args):
+        seen.append(("function", x.dtype, weights[0].dtype))
+        return lstm_function(x, hx, weights, *args)
+
+    monkeypatch.setattr(torch, "lstm", record_function)
+    logits = model(input_ids, lengths=lengths).logits  # padded: per-direction calls
+    one = model(input_ids[:1]).logits  # one sentence: the module on bf16 copies
+    assert seen == [("function", torch.bfloat16, torch.bfloat16)] * 2 + [("module", torch.bfloat16)]
+    assert logits.dtype == torch.float32
+    torch.testing.assert_close(logits, reference(input_ids, lengths=lengths).logits, atol=0.05, rtol=0)
+    torch.testing.assert_close(one, reference(input_ids[:1]).logits, atol=0.05, rtol=0)
+    logits.sum().backward()
+    weight = model.bilstm.lstm.weight_ih_l0
+    assert weight.dtype == torch.float32 and weight.grad is not None and weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="lstm_dtype"):
+        BiLSTMConfig(lstm_dtype="float16")
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_cpu_unpacked_directions_equal_the_packed_lstm(num_layers):
+    """On the CPU a padded batch runs as two one-directional LSTMs over unpacked rows (the backward one over each
+    row's tokens reversed in place): outputs and gradients equal the packed bidirectional LSTM's."""
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    model = tiny_model(num_layers=num_layers).train()
+    input_ids, attention_mask = batch(pad_from=(7, 4, 1))
+    lengths = attention_mask.sum(1)
+    embedded = model.bilstm.embeddings(input_ids)
+    packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+    out, (h_n, _) = model.bilstm.lstm(packed)
+    expected_sequence, _ = pad_packed_sequence(out, batch_first=True, total_length=7)
+    expected = torch.cat([h_n[-2], h_n[-1]], dim=-1)
+    sequence_output, pooled = model.bilstm.run_lstm_padded(embedded, lengths)
+    torch.testing.assert_close(pooled, expected, atol=1e-6, rtol=0)
+    torch.testing.assert_close(sequence_output, expected_sequence, atol=1e-6, rtol=0)
+    weights = list(model.bilstm.lstm.parameters())
+    for got, want in zip(torch.autograd.grad(pooled.sum(), weights), torch.autograd.grad(expected.sum(), weights)):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=0)

@@ -83,9 +83,17 @@ def test_collator_pads_and_stacks(setup):
     tokenizer, train, _ = setup
     features = [train[i] for i in range(3)]
     batch = DistillationDataCollator(tokenizer)(features)
-    assert set(batch) == {"input_ids", "attention_mask", "labels", "teacher_logits"}
+    assert set(batch) == {"input_ids", "attention_mask", "lengths", "labels", "teacher_logits"}
     longest = max(len(f["input_ids"]) for f in features)
     assert batch["input_ids"].shape == (3, longest)
+    for row, f in zip(range(3), features):  # right-padded with the pad id, each row's tokens in order
+        n = len(f["input_ids"])
+        assert batch["input_ids"][row, :n].tolist() == f["input_ids"]
+        assert (batch["input_ids"][row, n:] == tokenizer.pad_token_id).all()
+        assert batch["attention_mask"][row].tolist() == [1] * n + [0] * (longest - n)
+    # lengths: int64 on the CPU, one per row, equal to the mask's sums
+    assert batch["lengths"].device.type == "cpu" and batch["lengths"].dtype == torch.int64
+    assert batch["lengths"].tolist() == [len(f["input_ids"]) for f in features]
     assert batch["teacher_logits"].dtype == torch.float32 and batch["teacher_logits"].shape == (3, 2)
     assert batch["labels"].tolist() == [f["label"] for f in features]
 
@@ -101,7 +109,8 @@ def test_teacher_logits_survive_column_pruning(setup, tmp_path):
     )
     assert trainer.args.remove_unused_columns
     batch = next(iter(trainer.get_train_dataloader()))
-    assert set(batch) == {"input_ids", "attention_mask", "labels", "teacher_logits"}
+    assert set(batch) == {"input_ids", "attention_mask", "lengths", "labels", "teacher_logits"}
+    assert batch["lengths"].device.type == "cpu"
     # compute_loss is the MSE on the teacher's logits
     model = trainer.model.eval()
     loss = trainer.compute_loss(model, batch)
