@@ -23,7 +23,6 @@ from transformers import (
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 
-DEFAULT_LABELS = ("negative", "positive")
 AUTO_MAP = {
     "AutoConfig": "modeling_bilstm.BiLSTMConfig",
     "AutoModel": "modeling_bilstm.BiLSTMModel",
@@ -70,9 +69,6 @@ class BiLSTMConfig(PretrainedConfig):
         pad_token_id: int | None = 0,
         **kwargs,
     ):
-        if "id2label" not in kwargs and "label2id" not in kwargs and kwargs.get("num_labels", 2) == 2:
-            kwargs["id2label"] = dict(enumerate(DEFAULT_LABELS))
-            kwargs["label2id"] = {name: i for i, name in enumerate(DEFAULT_LABELS)}
         kwargs.setdefault("auto_map", dict(AUTO_MAP))
         self.vocab_size = vocab_size
         self.embedding_size = embedding_size
