@@ -147,7 +147,7 @@ def cpu_info() -> dict:
     """The CPU this run measures on: model, the flags that decide precision, torch's dispatch level, threads."""
     import torch
 
-    from distil.labeling import cpu_flags, cpu_has_native_bf16
+    from distil.hardware import cpu_flags, cpu_has_native_bf16
 
     model = platform.processor() or platform.machine()
     try:
@@ -254,8 +254,9 @@ def main(argv=None) -> dict:
 
     from distil.augment import AugmentationArguments, PosTable, augment_dataset, tag_dataset
     from distil.data import load_sst2
+    from distil.hardware import resolve_autocast
     from distil.hub import resolve_model_path
-    from distil.labeling import _TEACHERS, label_with_teacher, load_teacher, resolve_autocast
+    from distil.labeling import _TEACHERS, label_with_teacher, load_teacher
 
     datasets.disable_progress_bars()
     if args.teacher is None:

@@ -37,8 +37,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import distil
 from distil.configs import parse_args
 from distil.data import LABEL_NAMES, load_sst2
+from distil.hardware import cpu_flags
 from distil.hub import resolve_model_path
-from distil.labeling import cpu_flags
 from distil.metrics import classification_metrics
 
 try:  # register the BiLSTM student with the auto classes, in case `import distil` has not already

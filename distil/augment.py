@@ -17,7 +17,6 @@ change invalidates the cache and nothing unpicklable is hashed; spaCy loads lazi
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import os
@@ -26,13 +25,12 @@ from functools import cached_property
 
 import numpy as np
 from datasets import ClassLabel, Dataset, Features, List, Value
-from datasets.fingerprint import Hasher
 
 from distil.errors import ConfigError
+from distil.records import file_fingerprint, map_fingerprint, object_fingerprint, source_fingerprint
 
 # Hash of this module's source: part of every fingerprint below, so editing the rules invalidates cached maps.
-with open(__file__, "rb") as _f:
-    SOURCE_HASH = hashlib.sha256(_f.read()).hexdigest()[:16]
+SOURCE_HASH = source_fingerprint(__file__)
 
 # `spaces`: whether each token is followed by whitespace in the text
 TAGGED_FEATURES = {"tokens": List(Value("string")), "pos": List(Value("string")), "spaces": List(Value("bool"))}
@@ -72,7 +70,7 @@ PAPER_RULES = AugmentationArguments()
 
 def step_fingerprint(dataset: Dataset, step: str, **params) -> str:
     """Fingerprint of `step` applied to `dataset` with `params` (and this module's source)."""
-    return Hasher.hash([dataset._fingerprint, step, SOURCE_HASH, sorted(params.items())])
+    return map_fingerprint(dataset, step, SOURCE_HASH, sorted(params.items()))
 
 
 # --- POS tagging -------------------------------------------------------------------------------------------------
@@ -99,8 +97,7 @@ def spacy_model_version(name: str) -> str:
     """The installed pipeline's version (or its meta.json's hash for a directory): part of the tagging cache key."""
     meta = os.path.join(name, "meta.json")
     if os.path.isfile(meta):
-        with open(meta, "rb") as f:
-            return hashlib.sha256(f.read()).hexdigest()[:16]
+        return file_fingerprint(meta)
     try:
         return importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
@@ -243,11 +240,7 @@ class PosTable:
             raise KeyError(f"{e.args[0]!r} is not in the POS table; build it from the data you augment") from None
 
     def fingerprint(self) -> str:
-        h = hashlib.sha256("\n".join(self.words).encode())
-        h.update("\n".join(self.tags).encode())
-        h.update(self.offsets.tobytes())
-        h.update(self.tag_words.tobytes())
-        return h.hexdigest()[:16]
+        return object_fingerprint([self.words, self.tags, self.offsets, self.tag_words])
 
     def __getstate__(self):  # drop the cached dicts: smaller pickles for map workers
         return {k: getattr(self, k) for k in ("words", "tags", "offsets", "tag_words")}

@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import re
+from importlib import resources
 
 from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
 
@@ -29,6 +30,7 @@ TRAINING_KEYS = (
 )  # fmt: skip
 STUDENT_KEYS = ("loss", "alpha", "temperature", "tokenizer", "embedding_init", "max_transfer_samples")
 TEACHER_KEYS = ("model_name_or_path", "lr_schedule")
+TEMPLATES = resources.files("distil") / "templates"  # Jinja templates of the cards' text
 DATA_KEYS = ("dataset_name", "data_dir", "max_train_samples", "max_eval_samples", "max_seq_length")
 COLUMNS = {
     "sentence": "the text: lowercased tokens joined by spaces; masked words are the teacher's mask token",
@@ -36,6 +38,11 @@ COLUMNS = {
     "label": "gold label of original SST-2 sentences; -1 for augmented rows, which have none",
     "teacher_logits": "the teacher's logits (negative, positive), float32: the distillation target",
 }
+
+
+def template(name: str) -> str:
+    """The Jinja template `distil/templates/<name>.md` (shipped with the package)."""
+    return (TEMPLATES / f"{name}.md").read_text(encoding="utf-8")
 
 
 # ---------------------------------------------------------------- reading a stage's output
@@ -203,117 +210,6 @@ def size_category(n: int) -> str:
 
 # ---------------------------------------------------------------- model cards
 
-STUDENT_TEMPLATE = """---
-{{ card_data }}
----
-
-# {{ model_name }}
-
-A {{ arch.num_layers }}-layer BiLSTM ({{ arch.hidden_size }} units per direction, MLP
-{{- " " ~ arch.classifier_hidden_size }}) for SST-2 sentiment classification,
-{%- if distilled %} distilled from the fine-tuned teacher {{ teacher }} on the transfer set {{ transfer_set }} as in
-{{ paper }}: {{ loss_text }}.
-{%- else %} trained with cross-entropy on SST-2 with no teacher: the baseline of distillation in {{ paper }}.
-{%- endif %}
-
-## Usage
-
-The model's code is in this repo (`modeling_bilstm.py`), so it loads with `trust_remote_code=True`:
-
-```python
-from transformers import pipeline
-
-classify = pipeline("text-classification", model="{{ repo_id }}", trust_remote_code=True)
-classify("{{ example }}")
-```
-
-`AutoModelForSequenceClassification.from_pretrained("{{ repo_id }}", trust_remote_code=True)` and
-`AutoTokenizer.from_pretrained("{{ repo_id }}")` load the model and its tokenizer.
-
-## Results on SST-2 validation
-
-| model | accuracy | F1 |{% if has_agreement %} agreement with teacher |{% endif %}
-|---|---:|---:|{% if has_agreement %}---:|{% endif %}
-{% for row in results -%}
-| {{ row.name }} | {{ "%.2f" | format(100 * row.accuracy) }} | {{ "%.2f" | format(100 * row.f1) if row.f1 is not none else "n/a" }} |{% if has_agreement %} {{ "%.4f" | format(row.agreement) if row.agreement is not none else "n/a" }} |{% endif %}
-{% endfor %}
-{{ results_source }}
-{% if benchmark %}
-## CPU speed against the teacher
-
-| model | params | params w/o embeddings | latency p50 / p95 (ms) | throughput (rows/s) |
-|---|---:|---:|---:|---:|
-{% for row in benchmark.rows -%}
-| {{ row.name }} | {{ row.params }} | {{ row.params_without_embeddings }} | {{ "%.2f" | format(row.latency) }} / {{ "%.2f" | format(row.latency_p95) }} | {{ "%.1f" | format(row.throughput) }} |
-{% endfor %}
-The student is **{{ "%.1f" | format(benchmark.speedup.latency) }}x faster per sentence** (batch size 1, tokenization
-included) and has **{{ "%.1f" | format(benchmark.speedup.throughput) }}x the throughput** (batches of 256) of its
-teacher, measured in one run of `benchmarks/report.py` on {{ benchmark.cpu }} ({{ benchmark.threads }} threads,
-{{ benchmark.date }}).
-{% endif %}
-## Architecture
-
-| | |
-|---|---|
-| architecture | `{{ arch.architecture }}` (`model_type: {{ arch.model_type }}`) |
-| embedding | {{ arch.vocab_size }} x {{ arch.embedding_size }}{% if arch.use_multichannel_embedding %}, multichannel convolutions {{ arch.multichannel_filters }} x {{ arch.multichannel_channels }}{% endif %} |
-| BiLSTM | {{ arch.num_layers }} layer(s), {{ arch.hidden_size }} units per direction |
-| classifier | MLP {{ arch.classifier_hidden_size }}, dropout {{ arch.classifier_dropout }}, {{ arch.num_labels }} labels |
-| parameters | {{ params.params_h }} ({{ params.params }}) |
-| parameters without the embedding matrix | {{ params.params_without_embeddings_h }} ({{ params.params_without_embeddings }}) |
-
-## Training
-
-| argument | value |
-|---|---|
-{% for key, value in training -%}
-| `{{ key }}` | `{{ value }}` |
-{% endfor %}
-Every argument of the run is in `run_args.json`; the trainer's metrics are in `all_results.json`.
-"""
-
-TEACHER_TEMPLATE = """---
-{{ card_data }}
----
-
-# {{ model_name }}
-
-`{{ base_model }}` fine-tuned on SST-2 sentiment classification: the teacher that labelled the transfer set
-{{ transfer_set }} of a BiLSTM student distilled as in {{ paper }}.
-
-## Usage
-
-```python
-from transformers import pipeline
-
-classify = pipeline("text-classification", model="{{ repo_id }}")
-classify("{{ example }}")
-```
-
-## Results on SST-2 validation
-
-| model | accuracy | F1 |
-|---|---:|---:|
-{% for row in results -%}
-| {{ row.name }} | {{ "%.2f" | format(100 * row.accuracy) }} | {{ "%.2f" | format(100 * row.f1) if row.f1 is not none else "n/a" }} |
-{% endfor %}
-{{ results_source }}
-
-## Model
-
-`{{ arch.architecture }}`: {{ params.params_h }} parameters, {{ params.params_without_embeddings_h }} without the
-embedding matrix.
-
-## Training
-
-| argument | value |
-|---|---|
-{% for key, value in training -%}
-| `{{ key }}` | `{{ value }}` |
-{% endfor %}
-Every argument of the run is in `run_args.json`.
-"""
-
 
 def _results_rows(model_dir: str, results: dict | None, role: str) -> tuple[list[dict], str]:
     """The rows of a card's results table and a sentence saying where they come from."""
@@ -391,7 +287,7 @@ def student_card(
     )
     return ModelCard.from_template(
         card_data,
-        template_str=STUDENT_TEMPLATE,
+        template_str=template("student"),
         repo_id=repo_id,
         model_name=repo_id.split("/")[-1],
         distilled=distilled,
@@ -436,7 +332,7 @@ def teacher_card(
     )
     return ModelCard.from_template(
         card_data,
-        template_str=TEACHER_TEMPLATE,
+        template_str=template("teacher"),
         repo_id=repo_id,
         model_name=repo_id.split("/")[-1],
         base_model=base_id or base or "a pretrained model",
@@ -463,66 +359,6 @@ def model_card(model_dir: str, repo_id: str, **kwargs) -> ModelCard:
 
 
 # ---------------------------------------------------------------- dataset card
-
-DATASET_TEMPLATE = """---
-{{ card_data }}
----
-
-# {{ pretty_name }}
-
-The transfer set for distilling {{ teacher }} into a BiLSTM student, built as in {{ paper }}: SST-2 train
-({{ source }}),
-{%- if augmented %} POS-tagged with spaCy (`{{ spacy_model }}`), augmented with masking, POS-guided word replacement
-and n-gram sampling,{% else %} not augmented (the original sentences only),{% endif %} and labelled with the teacher's
-logits.
-
-```python
-from datasets import load_dataset
-
-transfer_set = load_dataset("{{ repo_id }}")
-```
-
-## Splits
-
-| split | rows |
-|---|---:|
-{% for split, n in splits -%}
-| {{ split }} | {{ "{:,}".format(n) }} |
-{% endfor %}
-`validation` is SST-2 validation with gold labels and teacher logits.
-
-## Columns
-
-| column | type | description |
-|---|---|---|
-{% for name, dtype, text in columns -%}
-| `{{ name }}` | `{{ dtype }}` | {{ text }} |
-{% endfor %}
-
-## Teacher
-
-{{ teacher }}{% if teacher_settings %} ({% for key, value in teacher_settings %}`{{ key }}={{ value }}`{{ ", " if not loop.last }}{% endfor %}){% endif %}.
-
-## Augmentation
-
-| parameter | value | meaning |
-|---|---|---|
-{% for key, value, text in augmentation -%}
-| `{{ key }}` | `{{ value }}` | {{ text }} |
-{% endfor %}
-
-## How it was built
-
-{% if command -%}
-```bash
-{{ command }}
-```
-{%- else -%}
-The command was not recorded.
-{%- endif %}
-
-Every argument of the run is in `run_args.json` of the stage's output folder.
-"""
 
 
 def transfer_set_card(dataset_dir: str, repo_id: str, *, teacher_id: str | None = None, splits=None) -> DatasetCard:
@@ -555,7 +391,7 @@ def transfer_set_card(dataset_dir: str, repo_id: str, *, teacher_id: str | None 
     cap = selected(record, "DataArguments", ("max_train_samples",))
     return DatasetCard.from_template(
         card_data,
-        template_str=DATASET_TEMPLATE,
+        template_str=template("transfer_set"),
         repo_id=repo_id,
         pretty_name=card_data.pretty_name,
         paper=PAPER,

@@ -14,7 +14,6 @@ becomes one. Every check runs on Arrow columns (`pyarrow.compute`), never row by
 from __future__ import annotations
 
 import argparse
-import functools
 import logging
 import os
 
@@ -26,7 +25,8 @@ from datasets import config as datasets_config
 from distil.distributed import main_process_first
 from distil.errors import InputError, TSVFormatError
 from distil.hub import load_errors
-from distil.utils import atomic_directory, hash_files
+from distil.records import files_fingerprint
+from distil.utils import atomic_directory
 
 LABEL_NAMES = ["negative", "positive"]
 FEATURES = Features({"sentence": Value("string"), "label": ClassLabel(names=LABEL_NAMES)})
@@ -80,11 +80,6 @@ def read_glue_tsv(path: str) -> dict[str, list]:
     return {"sentence": sentences, "label": labels}
 
 
-@functools.lru_cache(maxsize=32)
-def _sha256(stats: tuple) -> str:  # memoized on (path, size, mtime) of each file
-    return hash_files(path for path, _, _ in stats)
-
-
 def load_sst2_tsv(data_dir: str, cache_dir: str | None = None) -> DatasetDict:
     """Load `train.tsv` and `dev.tsv` from `data_dir`, stored once as Arrow so later maps can be cached."""
     if not os.path.isdir(data_dir):
@@ -110,8 +105,7 @@ def tsv_fingerprint(data_dir: str) -> str:
     paths = [os.path.join(data_dir, name) for name in TSV_FILES.values()]
     if not all(os.path.isfile(p) for p in paths):
         return "missing"
-    stats = tuple((p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in paths)
-    return _sha256(stats)
+    return files_fingerprint(paths)
 
 
 def data_fingerprint(data_args) -> str:
@@ -121,8 +115,7 @@ def data_fingerprint(data_args) -> str:
         return "tsv:" + tsv_fingerprint(data_args.data_dir)
     files = [f for f in (data_args.train_file, data_args.validation_file) if f]
     if files:
-        stats = tuple((p, os.stat(p).st_size, os.stat(p).st_mtime_ns) for p in files if os.path.isfile(p))
-        return "files:" + (_sha256(stats) if len(stats) == len(files) else "missing")
+        return "files:" + (files_fingerprint(files) if all(os.path.isfile(p) for p in files) else "missing")
     return f"hub:{data_args.dataset_name}:{data_args.dataset_config_name or ''}"
 
 

@@ -1,6 +1,6 @@
 """Teacher logits for a text dataset, as a cached batched map: length-sorted, dynamically padded batches.
 
-Each map batch is tokenized at once (a per-word cache for BERT-style tokenizers, `distil.tokenization.
+Each map batch is tokenized at once (a per-word cache for BERT-style tokenizers, `distil.encoding.
 WordCacheEncoder`) and padded with NumPy; on CPU, map workers (`num_proc`) split the rows and the torch threads, and
 `precision="auto"` uses bf16 only where the CPU has native bf16 (`cpu_has_native_bf16`).
 
@@ -12,21 +12,25 @@ does not load it at all.
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import logging
 import os
 
 import numpy as np
 import torch
 from datasets import Dataset, Features, List, Value, concatenate_datasets
-from datasets.fingerprint import Hasher
 
+from distil.encoding import TokenIds, WordCacheEncoder, flat_token_ids
+from distil.hardware import resolve_autocast
 from distil.hub import resolve_model_path
-from distil.tokenization import TokenIds, WordCacheEncoder, flat_token_ids
+from distil.records import (
+    directory_fingerprint,
+    map_fingerprint,
+    module_fingerprint,
+    object_fingerprint,
+    source_fingerprint,
+)
 
-with open(__file__, "rb") as _f:
-    SOURCE_HASH = hashlib.sha256(_f.read()).hexdigest()[:16]
+SOURCE_HASH = source_fingerprint(__file__)
 
 _TEACHERS: dict[tuple, torch.nn.Module] = {}  # per-process cache: (path, seed, device) -> model
 
@@ -42,85 +46,6 @@ def load_teacher(path: str, seed: int = 0, device: str | torch.device = "cpu"):
             model = AutoModelForSequenceClassification.from_pretrained(path)
         _TEACHERS[key] = model.to(device).eval()
     return _TEACHERS[key]
-
-
-NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")  # x86 AMX, x86 AVX512-BF16, Arm BF16 (`Features`)
-
-
-def cpu_flags() -> set[str]:
-    """The CPU's feature flags from /proc/cpuinfo (`flags` on x86, `Features` on Arm); empty where unreadable."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip().lower() in ("flags", "features"):
-                    return set(value.split())
-    except OSError:
-        pass
-    return set()
-
-
-def cpu_has_native_bf16() -> bool:
-    """Whether this CPU does bf16 matrix work in hardware (AMX-BF16 or AVX512-BF16 on x86, BF16 on Arm).
-
-    On x86 the flags count only where torch dispatches to its AVX512 kernels (`torch.backends.cpu.
-    get_cpu_capability()`); elsewhere bf16 is emulated and slower than fp32 (0.6x measured on an AVX2-only EPYC).
-    """
-    capability = torch.backends.cpu.get_cpu_capability()
-    flags = cpu_flags()
-    if capability in ("AVX512", "AMX"):
-        return bool(flags & {"amx_bf16", "avx512_bf16"})
-    if capability.startswith("SVE") or capability == "DEFAULT":
-        return "bf16" in flags  # Arm: the `Features` line
-    return False  # AVX2 / NO AVX / VSX / Z VECTOR
-
-
-def resolve_autocast(device: str | torch.device, precision: str = "auto") -> torch.dtype | None:
-    """The autocast dtype (None: fp32). `auto`: bf16 (or fp16 without bf16) on GPU; bf16 on a CPU with native bf16
-    (`cpu_has_native_bf16`), fp32 on any other CPU."""
-    if precision not in ("auto", "fp32", "bf16", "fp16"):
-        raise ValueError(f"precision: expected auto, fp32, bf16 or fp16, got {precision!r}")
-    if precision == "fp32":
-        return None
-    if precision == "auto":
-        kind = torch.device(device).type
-        if kind == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        if kind == "cpu" and cpu_has_native_bf16():
-            return torch.bfloat16
-        return None
-    return torch.bfloat16 if precision == "bf16" else torch.float16
-
-
-def directory_fingerprint(path: str) -> str:
-    """Hash of the names and contents of the files directly in `path` (config, weights, tokenizer; not subfolders)."""
-    files = sorted(
-        (name, os.stat(os.path.join(path, name)))
-        for name in os.listdir(path)
-        if not name.startswith(".") and os.path.isfile(os.path.join(path, name))
-    )
-    return _hash_files(path, tuple((name, st.st_size, st.st_mtime_ns) for name, st in files))
-
-
-@functools.lru_cache(maxsize=16)
-def _hash_files(path: str, files: tuple) -> str:  # memoized on (name, size, mtime) of every file
-    h = hashlib.sha256()
-    for name, _, _ in files:
-        h.update(name.encode() + b"\0")
-        with open(os.path.join(path, name), "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
-
-
-def model_fingerprint(model) -> str:
-    """Hash of a model's class, config and weights."""
-    h = hashlib.sha256(type(model).__name__.encode())
-    h.update(model.config.to_json_string().encode())
-    for name, tensor in model.state_dict().items():
-        h.update(name.encode())
-        h.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
-    return h.hexdigest()[:16]
 
 
 class TeacherLabeler:
@@ -232,16 +157,16 @@ def labelling_map(
             num_labels = AutoConfig.from_pretrained(path).num_labels
         else:  # a Hub id: load it to hash its weights
             teacher = load_teacher(path, seed, device)
-            teacher_fp, num_labels = model_fingerprint(teacher), teacher.config.num_labels
+            teacher_fp, num_labels = module_fingerprint(teacher), teacher.config.num_labels
     else:
         path, teacher = model.name_or_path, model.to(device)
-        teacher_fp, num_labels = model_fingerprint(model), model.config.num_labels
+        teacher_fp, num_labels = module_fingerprint(model), model.config.num_labels
 
     if tokenizer is None:
         tokenizer = AutoTokenizer.from_pretrained(path)
-        tokenizer_fp = "from-teacher" if isinstance(teacher, str) else Hasher.hash(tokenizer)
+        tokenizer_fp = "from-teacher" if isinstance(teacher, str) else object_fingerprint(tokenizer)
     else:
-        tokenizer_fp = Hasher.hash(tokenizer)
+        tokenizer_fp = object_fingerprint(tokenizer)
 
     if num_proc is not None and num_proc < 1:
         raise ValueError(f"num_proc: must be >= 1 or unset, got {num_proc}")
@@ -251,19 +176,10 @@ def labelling_map(
     labeler = TeacherLabeler(
         teacher, tokenizer, device, autocast_dtype, batch_size, max_length, text_column, seed, worker_threads
     )
-    fingerprint = Hasher.hash(
-        [
-            dataset._fingerprint,
-            "teacher_logits",
-            SOURCE_HASH,
-            teacher_fp,
-            tokenizer_fp,
-            max_length,
-            text_column,
-            str(autocast_dtype),
-            seed,
-        ]
-    )
+    fingerprint = map_fingerprint(
+        dataset, "teacher_logits", SOURCE_HASH, teacher_fp, tokenizer_fp, max_length, text_column, str(autocast_dtype),
+        seed,
+    )  # fmt: skip
     features = Features({**dataset.features, "teacher_logits": List(Value("float32"), length=num_labels)})
     return labeler, features, fingerprint, num_proc if worker_threads else None
 

@@ -13,38 +13,21 @@ default, `on_stale: rebuild`) or stops with one line naming what changed (`on_st
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import logging
 import os
 import shutil
 from dataclasses import dataclass, field
-from typing import Any
 
 from distil.distributed import is_main_process, wait_for_everyone
 from distil.errors import ConfigError
 from distil.metrics import add_perplexity
-from distil.utils import hash_files, save_run_args, write_json
+from distil.records import DONE, RUNNING, Signature, read_record, write_record
+from distil.utils import save_run_args, write_json
 
 logger = logging.getLogger("distil")
 
-STAGE_FILE = "stage.json"
-DONE, RUNNING = "done", "running"
 CHECKPOINT_PREFIX = "checkpoint-"
-
-# Settings that change where or how fast a stage runs, or what it logs and pushes, but not what it produces.
-IGNORED_SETTINGS = {
-    "output_dir", "logging_dir", "report_to", "run_name", "push_to_hub", "resume_from_checkpoint", "disable_tqdm",
-    "per_device_eval_batch_size", "use_cpu", "local_rank", "log_level", "log_level_replica", "log_on_each_node",
-    "num_proc", "map_batch_size", "tag_batch_size", "label_batch_size", "label_chunk_size", "label_shard_rows",
-    "label_num_proc",
-    "export_tsv", "cache_dir", "do_eval", "do_predict", "prediction_loss_only", "skip_memory_metrics",
-    "on_stale", "overwrite_output_dir", "max_eval_samples", "eval_batch_size",
-    # paths: what they point to is compared through the inputs' fingerprints instead
-    "data_dir", "model_name_or_path", "teacher_model", "transfer_set", "word_vectors", "tokenizer_name_or_path",
-}  # fmt: skip
-IGNORED_PREFIXES = ("logging_", "hub_", "save_", "dataloader_", "eval_", "ddp_", "include_", "torch_compile")
 
 
 @dataclass
@@ -63,91 +46,6 @@ class StageArguments:
         default=False,
         metadata={"help": "Start fresh: delete the stage's output folder (checkpoints included) first."},
     )
-
-
-def package_version() -> str:
-    from distil import __version__
-
-    return __version__
-
-
-def settings_of(*arg_objects) -> dict[str, Any]:
-    """The fields of `arg_objects` that decide what a stage produces, as JSON values, by field name."""
-    settings: dict[str, Any] = {}
-    for obj in arg_objects:
-        values = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
-        for name, value in values.items():
-            if name in IGNORED_SETTINGS or name.startswith(IGNORED_PREFIXES) or name.startswith("_"):
-                continue
-            settings[name] = json.loads(json.dumps(value, default=str))
-    return settings
-
-
-@dataclass
-class Signature:
-    """What a stage was built from: its settings, its inputs' fingerprints and the package version."""
-
-    stage: str
-    settings: dict[str, Any]
-    inputs: dict[str, str]
-    version: str = field(default_factory=package_version)
-
-    @property
-    def digest(self) -> str:
-        payload = json.dumps([self.stage, self.settings, self.inputs, self.version], sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-    def changes(self, record: dict) -> list[str]:
-        """What differs from an earlier record, one phrase each (`n_iter: 4 -> 20`, `input teacher changed`)."""
-        out = []
-        old_settings = record.get("settings", {})
-        for name in sorted(set(self.settings) | set(old_settings)):
-            old, new = old_settings.get(name, "<unset>"), self.settings.get(name, "<unset>")
-            if old != new:
-                out.append(f"{name}: {old!r} -> {new!r}")
-        old_inputs = record.get("inputs", {})
-        for name in sorted(set(self.inputs) | set(old_inputs)):
-            if old_inputs.get(name) != self.inputs.get(name):
-                out.append(f"input {name} changed")
-        if record.get("version") != self.version:
-            out.append(f"distil version: {record.get('version')!r} -> {self.version!r}")
-        return out or ["signature changed"]
-
-    def record(self, status: str, **extra) -> dict:
-        return {
-            "stage": self.stage,
-            "status": status,
-            "signature": self.digest,
-            "settings": self.settings,
-            "inputs": self.inputs,
-            "version": self.version,
-            **extra,
-        }
-
-
-def read_record(output_dir: str) -> dict | None:
-    """The `stage.json` of `output_dir`, or None when there is none (or it cannot be read)."""
-    path = os.path.join(output_dir, STAGE_FILE)
-    try:
-        with open(path, encoding="utf-8") as f:
-            record = json.load(f)
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def output_fingerprint(path: str) -> str | None:
-    """The signature of a finished stage's output folder, or None when `path` is not one."""
-    record = read_record(path)
-    if record and record.get("status") == DONE:
-        return record.get("signature")
-    return None
-
-
-def is_done(output_dir: str, signature: Signature | None = None) -> bool:
-    """`output_dir` holds a finished stage (built from `signature`, when given)."""
-    finished = output_fingerprint(output_dir)
-    return finished is not None and (signature is None or finished == signature.digest)
 
 
 class StageOutput:
@@ -198,7 +96,7 @@ class StageOutput:
                 for name in checkpoint_names(self.output_dir):
                     shutil.rmtree(os.path.join(self.output_dir, name), ignore_errors=True)
             os.makedirs(self.output_dir, exist_ok=True)
-            write_json(os.path.join(self.output_dir, STAGE_FILE), self.signature.record(RUNNING))
+            write_record(self.output_dir, self.signature, RUNNING)
         wait_for_everyone()
 
     def last_checkpoint(self) -> str | None:
@@ -217,7 +115,7 @@ class StageOutput:
 
     def mark_done(self, folder: str | None = None, **extra) -> None:
         """Write `stage.json` with `status: done` (into `folder`, default the output folder): the last write."""
-        write_json(os.path.join(folder or self.output_dir, STAGE_FILE), self.signature.record(DONE, **extra))
+        write_record(folder or self.output_dir, self.signature, DONE, **extra)
 
 
 def checkpoint_names(output_dir: str) -> list[str]:
@@ -323,40 +221,3 @@ def log_precision(stage: str, training_args, lstm: str | None = None) -> str:
         precision += f", {lstm}"
     logger.info("%s: precision %s on %s", stage, precision, training_args.device)
     return precision
-
-
-def model_fingerprint(name_or_path: str | None) -> str | None:
-    """What a model input is: a finished stage's signature, the hash of a local folder's files, or a Hub id."""
-    if not name_or_path:
-        return None
-    from distil.hub import resolve_model_path
-    from distil.labeling import directory_fingerprint
-
-    try:
-        path = resolve_model_path(name_or_path)
-    except FileNotFoundError:
-        return f"missing:{name_or_path}"
-    if os.path.isdir(path):
-        return output_fingerprint(path) or directory_fingerprint(path)
-    return f"hub:{name_or_path}"
-
-
-def file_fingerprint(path: str) -> str:
-    """SHA-256 (16 hex digits) of a file's bytes, or `missing:<path>`."""
-    if not os.path.isfile(path):
-        return f"missing:{path}"
-    return hash_files([path])
-
-
-def dataset_dir_fingerprint(path: str) -> str:
-    """What a saved `DatasetDict` is: a finished stage's signature, else the hash of its split fingerprints."""
-    signature = output_fingerprint(path)
-    if signature:
-        return signature
-    h = hashlib.sha256()
-    for root, _, files in sorted(os.walk(path)):
-        for name in sorted(files):
-            if name in ("dataset_dict.json", "state.json", "dataset_info.json"):
-                with open(os.path.join(root, name), "rb") as f:
-                    h.update(os.path.relpath(os.path.join(root, name), path).encode() + f.read())
-    return h.hexdigest()[:16]

@@ -8,56 +8,35 @@ WordPiece or a word-level vocabulary), the initial embeddings and a `BiLSTMForSe
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 from dataclasses import dataclass, field
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-from datasets import Dataset, DatasetDict, load_from_disk
+from datasets import DatasetDict
 from transformers import AutoTokenizer, TrainingArguments, set_seed
 
 from distil.configs import DataArguments, apply_lr_schedule
 from distil.data import LABEL_NAMES, data_fingerprint, load_sst2_from_args
+from distil.embeddings import AUTO_EMBEDDING_INIT, initial_embeddings, set_input_embeddings
 from distil.errors import ConfigError
-from distil.hub import load_errors, resolve_model_path
 from distil.modeling_bilstm import BiLSTMConfig, BiLSTMForSequenceClassification
 from distil.push import hold_trainer_push
-from distil.stage import (
+from distil.records import (
     Signature,
-    StageArguments,
-    StageOutput,
+    array_fingerprint,
     dataset_dir_fingerprint,
     file_fingerprint,
-    finish_training,
-    log_precision,
+    json_fingerprint,
     model_fingerprint,
-    push_finished,
-    read_metrics,
     settings_of,
 )
-from distil.tokenization import (
-    MASK_TOKEN,
-    build_word_tokenizer,
-    fit_embedding_size,
-    load_teacher_tokenizer,
-    prune_tokenizer,
-    rescale,
-    set_input_embeddings,
-    teacher_embedding_matrix,
-    word_vectors_embedding_matrix,
-)
-from distil.trainer import TEACHER_LOGITS, DistillationTrainer
+from distil.stage import StageArguments, StageOutput, finish_training, log_precision, push_finished, read_metrics
+from distil.tokenization import MASK_TOKEN, student_tokenizer
+from distil.trainer import DistillationTrainer
+from distil.transfer_data import load_transfer_set
 from distil.utils import setup_training_logging
 
 logger = logging.getLogger("distil")
-
-# The measured best offline initialisation (see configs/sst2/baseline.yaml) is used when `embedding_init=auto`
-# and no word-vectors file is given.
-AUTO_EMBEDDING_INIT = "teacher"
 
 
 @dataclass
@@ -191,132 +170,17 @@ class StudentArguments:
                 raise ConfigError(f"{name}: must be >= 1 or unset, got {getattr(self, name)}")
 
 
-def check_teacher_logits(dataset: Dataset, where: str, num_labels: int) -> None:
-    """Raise a one-line `ConfigError` unless every row of `dataset` has `num_labels` finite `teacher_logits`.
-
-    Checked on the Arrow column with pyarrow and numpy (no Python loop over rows): a million rows take milliseconds.
-    """
-    column = dataset.data.table.column(TEACHER_LOGITS)
-    kind = column.type
-    if not (pa.types.is_list(kind) or pa.types.is_large_list(kind) or pa.types.is_fixed_size_list(kind)) or not (
-        pa.types.is_floating(kind.value_type) or pa.types.is_integer(kind.value_type)
-    ):
-        raise ConfigError(f"transfer_set: {where}: teacher_logits must hold a list of floats per row, found {kind}")
-    labels = f"{num_labels} labels ({', '.join(LABEL_NAMES)})"
-    start = 0
-    for chunk in column.chunks:
-        if chunk.null_count:
-            row = start + int(np.flatnonzero(chunk.is_null().to_numpy(zero_copy_only=False))[0])
-            raise ConfigError(f"transfer_set: {where}: row {row}: teacher_logits is missing")
-        widths = pc.list_value_length(chunk).to_numpy()
-        wrong = np.flatnonzero(widths != num_labels)
-        if len(wrong):
-            row = start + int(wrong[0])
-            raise ConfigError(
-                f"transfer_set: {where}: row {row}: {widths[wrong[0]]} teacher_logits, the student has {labels}"
-            )
-        values = chunk.flatten().to_numpy(zero_copy_only=False)  # a null value inside a list becomes NaN
-        bad = np.flatnonzero(~np.isfinite(values))
-        if len(bad):
-            row = start + int(bad[0]) // num_labels
-            raise ConfigError(f"transfer_set: {where}: row {row}: teacher_logits {values[bad[0]]} is not finite")
-        start += len(chunk)
-
-
 def load_splits(student_args: StudentArguments, data_args: DataArguments) -> DatasetDict:
-    """The transfer set or, without one, SST-2, with the caps applied.
-
-    `max_train_samples` means SST-2 sentences here too: of a transfer set it keeps the rows built from the first N
-    source sentences (`idx < N`), which is every row of a transfer set built with the same cap.
-    `max_transfer_samples` then keeps the first N transfer-set rows; `max_eval_samples` the first N validation rows.
-    """
+    """The transfer set (`distil.transfer_data.load_transfer_set`, with the caps) or, without one, SST-2."""
     if student_args.transfer_set is None:
         return load_sst2_from_args(data_args)
-    path = student_args.transfer_set
-    try:
-        splits = load_from_disk(path)
-    except FileNotFoundError as e:
-        if "://" in path:  # a remote filesystem: datasets' own reason
-            reason = (str(e).splitlines() or [type(e).__name__])[0]
-        else:
-            reason = "no dataset_dict.json in it" if os.path.isdir(path) else "no such directory"
-        raise ConfigError(f"transfer_set: {path}: not a saved DatasetDict ({reason})") from None
-    if not isinstance(splits, DatasetDict) or not {"train", "validation"} <= set(splits):
-        raise ConfigError(f"transfer_set: {path}: expected a DatasetDict with train and validation splits")
-    for split in ("train", "validation"):
-        missing = {"sentence", "label", TEACHER_LOGITS} - set(splits[split].column_names)
-        if missing:
-            raise ConfigError(f"transfer_set: {path}[{split}]: missing column(s) {', '.join(sorted(missing))}")
-        check_teacher_logits(splits[split], f"{path}[{split}]", len(LABEL_NAMES))
-    train = splits["train"]
-    if data_args.max_train_samples is not None:
-        if "idx" not in train.column_names:
-            raise ConfigError(f"transfer_set: {path}[train] has no `idx` column to apply max_train_samples to")
-        idx = np.asarray(train.with_format("numpy")["idx"])
-        if (idx >= data_args.max_train_samples).any():
-            train = train.select(np.flatnonzero(idx < data_args.max_train_samples))
-    cap = student_args.max_transfer_samples
-    if cap is not None and cap < len(train):
-        train = train.select(range(cap))
-    splits["train"] = train
-    if data_args.max_eval_samples is not None and data_args.max_eval_samples < len(splits["validation"]):
-        splits["validation"] = splits["validation"].select(range(data_args.max_eval_samples))
-    return splits
-
-
-def build_tokenizer(student_args: StudentArguments, splits: DatasetDict, max_seq_length: int):
-    if student_args.tokenizer_name_or_path:
-        path = student_args.tokenizer_name_or_path
-        if not os.path.isfile(os.path.join(path, "tokenizer_config.json")):
-            raise ConfigError(f"tokenizer_name_or_path: {path}: no saved tokenizer (tokenizer_config.json) there")
-        return load_teacher_tokenizer(path)
-    if student_args.tokenizer == "teacher":
-        if not student_args.teacher_model:
-            raise ConfigError("teacher_model: required by tokenizer=teacher")
-        with load_errors("teacher_model", student_args.teacher_model):
-            tokenizer = load_teacher_tokenizer(resolve_model_path(student_args.teacher_model))
-        if student_args.prune_vocab:
-            tokenizer = prune_tokenizer(tokenizer, splits["train"]["sentence"])
-        return tokenizer
-    return build_word_tokenizer(
-        splits["train"]["sentence"],
-        mask_token=student_args.mask_token,
-        min_frequency=student_args.min_word_frequency,
-        max_vocab_size=student_args.max_vocab_size,
-        model_max_length=max_seq_length,
+    return load_transfer_set(
+        student_args.transfer_set,
+        len(LABEL_NAMES),
+        max_train_samples=data_args.max_train_samples,
+        max_transfer_samples=student_args.max_transfer_samples,
+        max_eval_samples=data_args.max_eval_samples,
     )
-
-
-def initial_embeddings(student_args: StudentArguments, tokenizer, seed: int):
-    """The initial embedding matrix (or None for random), sized to `embedding_size`."""
-    method = student_args.embedding_init
-    if method == "auto":
-        method = "word_vectors" if student_args.word_vectors else AUTO_EMBEDDING_INIT
-    if method == "word_vectors":
-        if not student_args.word_vectors:
-            raise ConfigError("word_vectors: required by embedding_init=word_vectors")
-        matrix, found = word_vectors_embedding_matrix(tokenizer, student_args.word_vectors, seed=seed)
-        logger.info("Word vectors for %d of %d vocabulary entries", found, len(tokenizer))
-        source = f"vectors of {student_args.word_vectors}"
-    elif method == "teacher":
-        if not student_args.teacher_model:
-            raise ConfigError("teacher_model: required by embedding_init=teacher")
-        with load_errors("teacher_model", student_args.teacher_model):
-            matrix = teacher_embedding_matrix(tokenizer, resolve_model_path(student_args.teacher_model))
-        source = f"input embeddings of {student_args.teacher_model}"
-    else:
-        return None, method
-    matrix = fit_embedding_size(matrix, student_args.embedding_size, source)
-    matrix = rescale(matrix, student_args.embedding_init_std, tokenizer.pad_token_id)
-    return matrix, method
-
-
-def fingerprint(*arrays) -> str:
-    """A short hash of arrays (or tensors): equal starting points have equal fingerprints."""
-    h = hashlib.sha256()
-    for a in arrays:
-        h.update(np.ascontiguousarray(a.detach().cpu().numpy() if hasattr(a, "detach") else a).tobytes())
-    return h.hexdigest()[:16]
 
 
 def student_signature(
@@ -382,7 +246,17 @@ def train_student(
     if checkpoint is not None and os.path.isfile(os.path.join(checkpoint, "tokenizer_config.json")):
         tokenizer = AutoTokenizer.from_pretrained(checkpoint)
     else:
-        tokenizer = build_tokenizer(student_args, splits, data_args.max_seq_length)
+        tokenizer = student_tokenizer(
+            student_args.tokenizer,
+            splits["train"]["sentence"],
+            teacher_model=student_args.teacher_model,
+            prune_vocab=student_args.prune_vocab,
+            name_or_path=student_args.tokenizer_name_or_path,
+            mask_token=student_args.mask_token,
+            min_frequency=student_args.min_word_frequency,
+            max_vocab_size=student_args.max_vocab_size,
+            model_max_length=data_args.max_seq_length,
+        )
     logger.info("Tokenizer: %s, %d tokens", student_args.tokenizer, len(tokenizer))
 
     def tokenize(batch):
@@ -394,7 +268,15 @@ def train_student(
         splits = splits.map(tokenize, batched=True, desc="Tokenizing")
 
     # Model
-    matrix, init_method = initial_embeddings(student_args, tokenizer, training_args.seed)
+    matrix, init_method = initial_embeddings(
+        tokenizer,
+        student_args.embedding_init,
+        word_vectors=student_args.word_vectors,
+        teacher_model=student_args.teacher_model,
+        embedding_size=student_args.embedding_size,
+        std=student_args.embedding_init_std,
+        seed=training_args.seed,
+    )
     embedding_size = matrix.size(1) if matrix is not None else student_args.embedding_size or 300
     config = BiLSTMConfig(
         vocab_size=len(tokenizer),
@@ -412,9 +294,9 @@ def train_student(
         init_embeddings={
             "method": init_method,
             "source": student_args.teacher_model if init_method == "teacher" else student_args.word_vectors,
-            "fingerprint": fingerprint(matrix) if matrix is not None else None,
+            "fingerprint": array_fingerprint(matrix) if matrix is not None else None,
         },
-        vocab_fingerprint=hashlib.sha256(json.dumps(sorted(tokenizer.get_vocab().items())).encode()).hexdigest()[:16],
+        vocab_fingerprint=json_fingerprint(sorted(tokenizer.get_vocab().items())),
         num_labels=len(LABEL_NAMES),
         id2label=dict(enumerate(LABEL_NAMES)),
         label2id={name: i for i, name in enumerate(LABEL_NAMES)},

@@ -24,17 +24,8 @@ from distil.errors import ConfigError
 from distil.hub import load_errors, resolve_model_path
 from distil.metrics import compute_classification_metrics
 from distil.push import hold_trainer_push
-from distil.stage import (
-    Signature,
-    StageArguments,
-    StageOutput,
-    finish_training,
-    log_precision,
-    model_fingerprint,
-    push_finished,
-    read_metrics,
-    settings_of,
-)
+from distil.records import Signature, model_fingerprint, settings_of
+from distil.stage import StageArguments, StageOutput, finish_training, log_precision, push_finished, read_metrics
 from distil.utils import setup_training_logging
 
 logger = logging.getLogger("distil")

@@ -26,10 +26,12 @@ from distil.configs import DataArguments
 from distil.data import LABEL_NAMES, data_fingerprint, load_sst2_from_args
 from distil.distributed import process_state
 from distil.errors import ConfigError
+from distil.hardware import resolve_autocast
 from distil.hub import load_errors, resolve_model_path
-from distil.labeling import export_tsv, free_teachers, label_in_shards, resolve_autocast
+from distil.labeling import export_tsv, free_teachers, label_in_shards
 from distil.push import create_repo, push_transfer_set
-from distil.stage import Signature, StageArguments, StageOutput, model_fingerprint, settings_of
+from distil.records import Signature, model_fingerprint, settings_of
+from distil.stage import StageArguments, StageOutput
 from distil.utils import atomic_directory, save_run_args, setup_logging
 
 logger = logging.getLogger("distil")

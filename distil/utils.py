@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -41,16 +40,6 @@ def setup_training_logging(training_args) -> logging.Logger:
     libraries at `training_args.get_process_log_level()`."""
     level = logging.INFO if training_args.should_log else logging.WARNING
     return setup_logging(level, library_level=training_args.get_process_log_level())
-
-
-def hash_files(paths) -> str:
-    """SHA-256 (first 16 hex digits) of the files' bytes, one after the other."""
-    h = hashlib.sha256()
-    for path in paths:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
 
 
 def unique_suffix() -> str:

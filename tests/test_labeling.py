@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import platform
 import re
 
 import numpy as np
@@ -12,7 +10,7 @@ import torch
 from datasets import Dataset, List, Value, load_from_disk
 
 import distil.labeling as labeling
-from distil.labeling import export_tsv, label_with_teacher, read_tsv, resolve_autocast
+from distil.labeling import export_tsv, label_with_teacher, read_tsv
 
 from .conftest import toy_rows
 
@@ -94,77 +92,6 @@ def test_tsv_round_trip(tiny_bert_dir, tmp_path):
     sentences, scores = read_tsv(str(path))
     assert sentences == out["sentence"]
     np.testing.assert_allclose(scores, np.array(out["teacher_logits"]), atol=1e-6)
-
-
-@pytest.mark.parametrize(
-    ("capability", "flags", "expected"),
-    [
-        ("AVX2", {"avx2", "fma"}, None),  # AVX2-only EPYC: bf16 is emulated, fp32
-        ("AVX512", {"avx512f", "avx512bw"}, None),  # AVX-512 without its bf16 extension
-        ("AVX2", {"avx2", "avx512_bf16"}, None),  # flags alone are not enough where torch does not use AVX-512
-        ("AVX512", {"avx512f", "avx512_bf16"}, torch.bfloat16),  # e.g. AMD Zen 4
-        ("AVX512", {"avx512f", "amx_tile", "amx_bf16"}, torch.bfloat16),  # Intel Sapphire Rapids (AMX)
-        ("SVE256", {"sve", "bf16"}, torch.bfloat16),  # Arm Neoverse V1
-        ("DEFAULT", {"asimd"}, None),  # Arm without BF16
-    ],
-)
-def test_auto_precision_on_cpu_follows_native_bf16(monkeypatch, capability, flags, expected):
-    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
-    monkeypatch.setattr(labeling, "cpu_flags", lambda: set(flags))
-    assert labeling.cpu_has_native_bf16() is (expected is not None)
-    assert resolve_autocast("cpu", "auto") is expected
-    assert resolve_autocast("cpu", "fp32") is None  # asked for, always honoured
-    assert resolve_autocast("cpu", "bf16") is torch.bfloat16
-    assert resolve_autocast("cpu", "fp16") is torch.float16
-
-
-def test_auto_precision_on_gpu_is_half(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert resolve_autocast("cuda", "auto") is torch.bfloat16
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert resolve_autocast("cuda", "auto") is torch.float16
-
-
-def test_unknown_precision_is_an_error():
-    with pytest.raises(ValueError, match="precision"):
-        resolve_autocast("cpu", "int8")
-
-
-def test_cpu_flags_reads_proc_cpuinfo():
-    flags = labeling.cpu_flags()
-    assert isinstance(flags, set)
-    if os.path.isfile("/proc/cpuinfo") and platform.machine() in ("x86_64", "AMD64"):
-        assert "sse2" in flags  # every x86-64 CPU has it
-
-
-def test_word_cache_encoder_matches_the_tokenizer(tiny_bert_dir):
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
-    assert labeling.WordCacheEncoder.supports(tokenizer)
-    sentences = list(_sentences(60)["sentence"]) + [
-        "",
-        "  two  spaces ",
-        "The MOVIE, it's [MASK]good[MASK] !",
-        "cafe\u0301 naïve 日本語 tab\there",
-        "unknownword brilliantly " * 40,  # truncated
-        "\u00a0nbsp\u2028line x\x0by",
-    ]
-    encoder = labeling.WordCacheEncoder(tokenizer, max_length=32)
-    for _ in range(2):  # cold, then from the cache
-        encoded = encoder(sentences)
-        order = np.argsort(-encoded.total_lengths(), kind="stable")
-        input_ids, attention_mask = encoded.pad(order, tokenizer.pad_token_id)
-        expected = tokenizer([sentences[i] for i in order], truncation=True, max_length=32, padding=True)
-        assert input_ids.tolist() == expected["input_ids"]
-        assert attention_mask.tolist() == expected["attention_mask"]
-
-
-def test_word_level_tokenizers_fall_back_to_the_tokenizer(tiny_bert_dir):
-    from distil.tokenization import build_word_tokenizer
-
-    tokenizer = build_word_tokenizer(["a good movie", "a bad movie ."])
-    assert not labeling.WordCacheEncoder.supports(tokenizer)  # its regex pre-tokenizer is not a plain split
 
 
 def test_worker_processes_give_the_same_logits(tiny_bert_dir):

@@ -1,4 +1,4 @@
-"""`distil.stage`: signatures, stale outputs, done written last, and resuming each stage after a SIGKILL."""
+"""`distil.stage`: stale outputs, done written last, and resuming each stage after a SIGKILL."""
 
 from __future__ import annotations
 
@@ -19,27 +19,10 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import distil  # noqa: F401  (registers the BiLSTM auto classes)
 from distil.errors import ConfigError
-from distil.stage import STAGE_FILE, Signature, StageArguments, StageOutput, is_done, read_record, settings_of
+from distil.records import STAGE_FILE, Signature, is_done, read_record
+from distil.stage import StageArguments, StageOutput
 
 from .conftest import ROOT, tiny_pipeline_args, toy_rows, write_tsv
-
-
-def test_signature_names_what_changed():
-    old = Signature("transfer_set", {"n_iter": 4, "p_mask": 0.1}, {"teacher": "abc"})
-    new = Signature("transfer_set", {"n_iter": 20, "p_mask": 0.1}, {"teacher": "def"})
-    assert old.digest != new.digest
-    assert new.changes(old.record("done")) == ["n_iter: 4 -> 20", "input teacher changed"]
-    assert Signature("s", {"a": 1}, {}).digest == Signature("s", {"a": 1}, {}).digest
-
-
-def test_settings_leave_out_what_does_not_change_the_output(tmp_path):
-    from transformers import TrainingArguments
-
-    a = TrainingArguments(output_dir=str(tmp_path / "a"), logging_steps=5, per_device_eval_batch_size=3)
-    b = TrainingArguments(output_dir=str(tmp_path / "b"), logging_steps=50, per_device_eval_batch_size=300)
-    assert settings_of(a) == settings_of(b)
-    c = TrainingArguments(output_dir=str(tmp_path / "a"), learning_rate=0.1)
-    assert settings_of(a) != settings_of(c)
 
 
 def test_done_only_with_the_same_signature(tmp_path):

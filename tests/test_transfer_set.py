@@ -15,7 +15,8 @@ from distil.augment import AugmentationArguments
 from distil.configs import ConfigError, DataArguments, parse_args
 from distil.data import LABEL_NAMES, read_glue_tsv
 from distil.errors import InputError
-from distil.stage import Signature, StageArguments, StageOutput, is_done
+from distil.records import Signature, is_done
+from distil.stage import StageArguments, StageOutput
 from distil.transfer_set import TransferSetArguments, build_transfer_set, save_atomically
 
 from .conftest import toy_rows, write_tsv

@@ -1,0 +1,53 @@
+"""`distil.hardware`: CPU flags, native bf16 and the autocast dtype per device and precision."""
+
+from __future__ import annotations
+
+import os
+import platform
+
+import pytest
+import torch
+
+import distil.hardware as hardware
+from distil.hardware import resolve_autocast
+
+
+@pytest.mark.parametrize(
+    ("capability", "flags", "expected"),
+    [
+        ("AVX2", {"avx2", "fma"}, None),  # AVX2-only EPYC: bf16 is emulated, fp32
+        ("AVX512", {"avx512f", "avx512bw"}, None),  # AVX-512 without its bf16 extension
+        ("AVX2", {"avx2", "avx512_bf16"}, None),  # flags alone are not enough where torch does not use AVX-512
+        ("AVX512", {"avx512f", "avx512_bf16"}, torch.bfloat16),  # e.g. AMD Zen 4
+        ("AVX512", {"avx512f", "amx_tile", "amx_bf16"}, torch.bfloat16),  # Intel Sapphire Rapids (AMX)
+        ("SVE256", {"sve", "bf16"}, torch.bfloat16),  # Arm Neoverse V1
+        ("DEFAULT", {"asimd"}, None),  # Arm without BF16
+    ],
+)
+def test_auto_precision_on_cpu_follows_native_bf16(monkeypatch, capability, flags, expected):
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(hardware, "cpu_flags", lambda: set(flags))
+    assert hardware.cpu_has_native_bf16() is (expected is not None)
+    assert resolve_autocast("cpu", "auto") is expected
+    assert resolve_autocast("cpu", "fp32") is None  # asked for, always honoured
+    assert resolve_autocast("cpu", "bf16") is torch.bfloat16
+    assert resolve_autocast("cpu", "fp16") is torch.float16
+
+
+def test_auto_precision_on_gpu_is_half(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    assert resolve_autocast("cuda", "auto") is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
+    assert resolve_autocast("cuda", "auto") is torch.float16
+
+
+def test_unknown_precision_is_an_error():
+    with pytest.raises(ValueError, match="precision"):
+        resolve_autocast("cpu", "int8")
+
+
+def test_cpu_flags_reads_proc_cpuinfo():
+    flags = hardware.cpu_flags()
+    assert isinstance(flags, set)
+    if os.path.isfile("/proc/cpuinfo") and platform.machine() in ("x86_64", "AMD64"):
+        assert "sse2" in flags  # every x86-64 CPU has it
