@@ -28,8 +28,8 @@ from distil.hub import load_errors
 from distil.records import files_fingerprint
 from distil.utils import atomic_directory
 
-LABEL_NAMES = ["negative", "positive"]
-FEATURES = Features({"sentence": Value("string"), "label": ClassLabel(names=LABEL_NAMES)})
+SST2_LABEL_NAMES = ["negative", "positive"]
+SST2_FEATURES = Features({"sentence": Value("string"), "label": ClassLabel(names=SST2_LABEL_NAMES)})
 # GLUE layout: split -> file name
 TSV_FILES = {"train": "train.tsv", "validation": "dev.tsv"}
 
@@ -72,7 +72,9 @@ def read_glue_tsv(path: str) -> dict[str, list]:
         if not sentence.strip():
             raise TSVFormatError(f"{path}:{line_no}: empty sentence")
         if label not in ("0", "1"):
-            raise TSVFormatError(f"{path}:{line_no}: label must be 0 or 1 ({', '.join(LABEL_NAMES)}), got {label!r}")
+            raise TSVFormatError(
+                f"{path}:{line_no}: label must be 0 or 1 ({', '.join(SST2_LABEL_NAMES)}), got {label!r}"
+            )
         sentences.append(sentence)
         labels.append(int(label))
     if not sentences:
@@ -93,7 +95,10 @@ def load_sst2_tsv(data_dir: str, cache_dir: str | None = None) -> DatasetDict:
     with main_process_first():  # the main process builds the cache; the others wait, then read it
         if not os.path.isdir(target):
             splits = DatasetDict(
-                {split: Dataset.from_dict(read_glue_tsv(path), features=FEATURES) for split, path in paths.items()}
+                {
+                    split: Dataset.from_dict(read_glue_tsv(path), features=SST2_FEATURES)
+                    for split, path in paths.items()
+                }
             )
             with atomic_directory(target) as tmp:  # an interrupted run never leaves a half-written cache
                 splits.save_to_disk(tmp)
@@ -122,8 +127,8 @@ def data_fingerprint(data_args) -> str:
 # The package's internal columns: every loader returns `TEXT_COLUMN` (string) and `LABEL_COLUMN` (ClassLabel).
 TEXT_COLUMN, LABEL_COLUMN = "sentence", "label"
 # Hub datasets whose labels may come as plain integers, and the names those integers stand for.
-KNOWN_LABEL_NAMES = {"stanfordnlp/sst2": LABEL_NAMES, "sst2": LABEL_NAMES, "nyu-mll/glue:sst2": LABEL_NAMES,
-                     "glue:sst2": LABEL_NAMES}  # fmt: skip
+KNOWN_LABEL_NAMES = {"stanfordnlp/sst2": SST2_LABEL_NAMES, "sst2": SST2_LABEL_NAMES, "nyu-mll/glue:sst2": SST2_LABEL_NAMES,
+                     "glue:sst2": SST2_LABEL_NAMES}  # fmt: skip
 # File extension -> datasets builder and its arguments. TSV follows GLUE: tab-separated, no quoting.
 FILE_BUILDERS = {
     ".csv": ("csv", {"keep_default_na": False}),
@@ -420,9 +425,6 @@ def load_sst2(
         max_train_samples=max_train_samples,
         max_eval_samples=max_eval_samples,
     )
-
-
-load_sst2_from_args = load_data_from_args
 
 
 def tokenize_splits(splits: DatasetDict, tokenizer, max_seq_length: int = 128, text_column: str = "sentence"):

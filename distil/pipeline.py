@@ -186,7 +186,7 @@ def run_pipeline(pipe: PipelineArguments, command: str | None = None) -> dict[st
     """
     from transformers import set_seed
 
-    from distil.data import load_sst2_from_args
+    from distil.data import load_data_from_args
     from distil.distributed import is_main_process, wait_for_everyone
     from distil.student import train_student
     from distil.teacher import train_teacher
@@ -223,7 +223,7 @@ def run_pipeline(pipe: PipelineArguments, command: str | None = None) -> dict[st
 
     # Evaluate and report (main process), then everyone reads the report. Data is loaded by every process: its
     # cache is built under a barrier, which the main process alone must not enter.
-    validation = load_sst2_from_args(transfer_args[2])["validation"]
+    validation = load_data_from_args(transfer_args[2])["validation"]
     report = os.path.join(pipe.output_dir, "all_results.json")
     if is_main_process():
         models = {name: dirs[name] for name in ("student", "baseline") if name in dirs}

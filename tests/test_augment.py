@@ -23,7 +23,7 @@ from distil.augment import (
     tag_dataset,
 )
 from distil.configs import ConfigError
-from distil.data import LABEL_NAMES
+from distil.data import SST2_LABEL_NAMES
 
 from .conftest import toy_rows
 
@@ -175,7 +175,7 @@ def test_arguments_are_validated():
 
 def _toy_dataset(n: int) -> Dataset:
     rows = toy_rows(n, seed=3)
-    features = Features({"sentence": Value("string"), "label": ClassLabel(names=LABEL_NAMES)})
+    features = Features({"sentence": Value("string"), "label": ClassLabel(names=SST2_LABEL_NAMES)})
     return Dataset.from_dict({"sentence": [s for s, _ in rows], "label": [y for _, y in rows]}, features=features)
 
 
