@@ -144,3 +144,19 @@ def test_trec_recipe_with_the_50_fine_labels_end_to_end(tmp_path, tiny_bert_dir,
     baseline_config = AutoModelForSequenceClassification.from_pretrained(run / "baseline").config
     assert student_config.vocab_fingerprint == baseline_config.vocab_fingerprint
     assert student_config.init_embeddings == baseline_config.init_embeddings
+
+    # cards: task text and tags from the data, not SST-2's
+    from distil.cards import student_card, teacher_card, transfer_set_card
+
+    card = student_card(str(run / "student"), "user/trec-student", results=results)
+    assert "for TREC text classification into 50 classes," in card.text and "SST-2" not in card.text
+    assert "sentiment" not in str(card.data.tags) and "trec" in card.data.tags
+    assert "| model | accuracy | macro-F1 |" in card.text
+    index = card.data.to_dict()["model-index"][0]["results"][0]
+    assert index["dataset"]["name"] == "TREC" and {m["name"] for m in index["metrics"]} == {"Accuracy", "Macro F1"}
+    assert transfer["validation"][0]["sentence"] in card.text  # the usage example is one of the task's texts
+    teacher = teacher_card(str(run / "teacher"), "user/trec-teacher", results=results)
+    assert "fine-tuned on TREC text classification into 50 classes" in teacher.text and "SST-2" not in teacher.text
+    dataset = transfer_set_card(str(run / "transfer_set"), "user/trec-transfer")
+    assert dataset.data.pretty_name == "TREC transfer set (trec-transfer)" and "SST-2" not in dataset.text
+    assert dataset.data.task_ids == ["multi-class-classification"]
