@@ -26,6 +26,7 @@ from functools import cached_property
 import numpy as np
 from datasets import ClassLabel, Dataset, Features, List, Value
 
+from distil.data import LABEL_COLUMN, TEXT_COLUMN
 from distil.errors import ConfigError
 from distil.records import file_fingerprint, map_fingerprint, object_fingerprint, source_fingerprint
 
@@ -38,7 +39,7 @@ TAGGED_FEATURES = {"tokens": List(Value("string")), "pos": List(Value("string"))
 
 def transfer_features(labels: ClassLabel) -> Features:
     """The transfer set's columns: `sentence`, `idx` (source row), `label` (the data's `ClassLabel`; -1 for samples)."""
-    return Features({"sentence": Value("string"), "idx": Value("int64"), "label": labels})
+    return Features({TEXT_COLUMN: Value("string"), "idx": Value("int64"), LABEL_COLUMN: labels})
 
 
 SYNTHETIC_LABEL = -1  # `label` of augmented rows: they have no gold label
@@ -123,7 +124,7 @@ def tag_batch(batch: dict, spacy_model: str, exclude: tuple[str, ...], batch_siz
     follows each token in the text; whitespace tokens dropped)."""
     nlp = load_spacy(spacy_model, exclude)
     tokens, pos, spaces = [], [], []
-    for doc in nlp.pipe(batch["sentence"], batch_size=batch_size):
+    for doc in nlp.pipe(batch[TEXT_COLUMN], batch_size=batch_size):
         keep = [i for i, t in enumerate(doc) if not t.is_space]
         tokens.append([doc[i].text for i in keep])
         pos.append([doc[i].pos_ for i in keep])
@@ -339,7 +340,7 @@ def augment_batch(batch: dict, table: PosTable, rules: AugmentationArguments, ma
     """Batched map: tagged rows -> `sentence`, `idx`, `label` rows (original with gold label, samples with -1)."""
     vocab = np.array(table.words + [mask_token], dtype=object)
     sentences, idxs, labels = [], [], []
-    for tokens, pos, spaces, idx, label in zip(batch["tokens"], batch["pos"], batch["spaces"], batch["idx"], batch["label"]):  # fmt: skip
+    for tokens, pos, spaces, idx, label in zip(batch["tokens"], batch["pos"], batch["spaces"], batch["idx"], batch[LABEL_COLUMN]):  # fmt: skip
         sentences.append(join_tokens(tokens, spaces))
         idxs.append(idx)
         labels.append(label)
@@ -350,7 +351,7 @@ def augment_batch(batch: dict, table: PosTable, rules: AugmentationArguments, ma
         sentences.extend(join_tokens(row, spaces) for row in vocab[samples].tolist())
         idxs.extend([idx] * len(samples))
         labels.extend([SYNTHETIC_LABEL] * len(samples))
-    return {"sentence": sentences, "idx": idxs, "label": labels}
+    return {TEXT_COLUMN: sentences, "idx": idxs, LABEL_COLUMN: labels}
 
 
 def augment_dataset(
@@ -369,7 +370,7 @@ def augment_dataset(
         batch_size=map_batch_size,
         remove_columns=tagged.column_names,
         fn_kwargs={"table": table, "rules": rules, "mask_token": mask_token, "seed": seed},
-        features=transfer_features(tagged.features["label"]),
+        features=transfer_features(tagged.features[LABEL_COLUMN]),
         num_proc=num_proc if num_proc and num_proc > 1 else None,
         new_fingerprint=step_fingerprint(
             tagged, "augment", table=table.fingerprint(), mask_token=mask_token, seed=seed, **asdict(rules)
@@ -380,7 +381,7 @@ def augment_dataset(
 
 def normalize_batch(batch: dict, indices: list[int]) -> dict:
     """Batched map: `sentence` with whitespace runs collapsed to one space (case kept), plus `idx` (the row index)."""
-    return {"sentence": [" ".join(s.split()) for s in batch["sentence"]], "idx": indices}
+    return {TEXT_COLUMN: [" ".join(s.split()) for s in batch[TEXT_COLUMN]], "idx": indices}
 
 
 def normalize_dataset(dataset: Dataset) -> Dataset:
@@ -393,7 +394,7 @@ def normalize_dataset(dataset: Dataset) -> Dataset:
         features=Features({**dataset.features, "idx": Value("int64")}),
         new_fingerprint=step_fingerprint(dataset, "normalize"),
         desc="Normalizing",
-    ).select_columns(["sentence", "idx", "label"])
+    ).select_columns([TEXT_COLUMN, "idx", LABEL_COLUMN])
 
 
 def tag_and_augment(
