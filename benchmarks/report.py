@@ -36,7 +36,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import distil
 from distil.configs import parse_args
-from distil.data import LABEL_NAMES, load_sst2
+from distil.data import SST2_LABEL_NAMES, load_sst2
 from distil.hardware import cpu_flags
 from distil.hub import resolve_model_path
 from distil.metrics import classification_metrics
@@ -196,8 +196,8 @@ class Runner:
         # map the model's class ids onto the dataset's (0 negative, 1 positive) when the config names them
         id2label = {int(i): str(name).lower() for i, name in (model.config.id2label or {}).items()}
         self.id_map = None
-        if sorted(id2label.values()) == sorted(LABEL_NAMES):
-            self.id_map = np.array([LABEL_NAMES.index(id2label[i]) for i in range(len(id2label))])
+        if sorted(id2label.values()) == sorted(SST2_LABEL_NAMES):
+            self.id_map = np.array([SST2_LABEL_NAMES.index(id2label[i]) for i in range(len(id2label))])
         self._pipeline = None
 
     def encode(self, sentences: list[str]) -> dict:

@@ -1,9 +1,14 @@
 """The transfer set's augmentation (Tang et al., 2019, section 3.1) as plain functions and cached batched map jobs.
 
-Rules (`AugmentationArguments`), per source sentence (lowercased tokens, as in the original `generate_dataset.py`):
-the sentence itself, then up to `n_iter` samples in which each word is masked with `p_mask`, else replaced with
+Rules (`AugmentationArguments`), per source sentence (spaCy tokens with their case; the original
+`generate_dataset.py` lowercased them): the sentence itself, then up to `n_iter` samples in which each word is masked with `p_mask`, else replaced with
 `p_pos` by a training-set word of the same POS tag; then with `p_ng` an n-gram (n in 1..`max_ng`, shorter than the
 sentence) is masked. Samples equal to an earlier one or to the sentence are dropped.
+
+Text form: every row is text as a user writes it, whitespace runs collapsed to one space: a source sentence is its own
+text, and a sample is that text with words masked or replaced, each token followed by the space it had there. So the
+student trains on, is evaluated on and serves the same form (raw text), and its saved tokenizer does any lowercasing
+and word splitting, at training and at inference alike; a cased teacher labels cased text.
 
 Every random draw comes from a generator seeded by `(seed, idx)` of the source row, so the output does not depend on
 `num_proc`, batch sizes or re-runs. Map jobs get explicit fingerprints that include this module's source, so a code
@@ -21,17 +26,22 @@ from functools import cached_property
 import numpy as np
 from datasets import ClassLabel, Dataset, Features, List, Value
 
-from distil.data import LABEL_NAMES
+from distil.data import LABEL_COLUMN, TEXT_COLUMN
 from distil.errors import ConfigError
 from distil.records import file_fingerprint, map_fingerprint, object_fingerprint, source_fingerprint
 
 # Hash of this module's source: part of every fingerprint below, so editing the rules invalidates cached maps.
 SOURCE_HASH = source_fingerprint(__file__)
 
-TAGGED_FEATURES = {"tokens": List(Value("string")), "pos": List(Value("string"))}
-TRANSFER_FEATURES = Features(
-    {"sentence": Value("string"), "idx": Value("int64"), "label": ClassLabel(names=LABEL_NAMES)}
-)
+# `spaces`: whether each token is followed by whitespace in the text
+TAGGED_FEATURES = {"tokens": List(Value("string")), "pos": List(Value("string")), "spaces": List(Value("bool"))}
+
+
+def transfer_features(labels: ClassLabel) -> Features:
+    """The transfer set's columns: `sentence`, `idx` (source row), `label` (the data's `ClassLabel`; -1 for samples)."""
+    return Features({TEXT_COLUMN: Value("string"), "idx": Value("int64"), LABEL_COLUMN: labels})
+
+
 SYNTHETIC_LABEL = -1  # `label` of augmented rows: they have no gold label
 
 
@@ -110,14 +120,19 @@ def load_spacy(name: str, exclude: tuple[str, ...] = ("parser", "ner", "lemmatiz
 
 
 def tag_batch(batch: dict, spacy_model: str, exclude: tuple[str, ...], batch_size: int = 256) -> dict:
-    """Batched map: `sentence` -> lowercased `tokens` and their coarse `pos` tags (whitespace tokens dropped)."""
+    """Batched map: `sentence` -> its `tokens` (case kept), their coarse `pos` tags and `spaces` (whether whitespace
+    follows each token in the text; whitespace tokens dropped)."""
     nlp = load_spacy(spacy_model, exclude)
-    tokens, pos = [], []
-    for doc in nlp.pipe(batch["sentence"], batch_size=batch_size):
-        words = [t for t in doc if not t.is_space]
-        tokens.append([t.text.lower() for t in words])
-        pos.append([t.pos_ for t in words])
-    return {"tokens": tokens, "pos": pos}
+    tokens, pos, spaces = [], [], []
+    for doc in nlp.pipe(batch[TEXT_COLUMN], batch_size=batch_size):
+        keep = [i for i, t in enumerate(doc) if not t.is_space]
+        tokens.append([doc[i].text for i in keep])
+        pos.append([doc[i].pos_ for i in keep])
+        # a token is followed by a space when spaCy kept one after it, or a whitespace token comes next
+        spaces.append([bool(doc[i].whitespace_) or (i + 1 < len(doc) and doc[i + 1].is_space) for i in keep])
+        if spaces[-1]:
+            spaces[-1][-1] = False
+    return {"tokens": tokens, "pos": pos, "spaces": spaces}
 
 
 def tag_dataset(
@@ -316,22 +331,27 @@ def augment_sentence(
     return [list(tokens)] + [[vocab[i] for i in row] for row in augment_ids(word_ids, tag_ids, table, rng, rules)]
 
 
+def join_tokens(tokens: list[str], spaces: list[bool]) -> str:
+    """Tokens back into text, each followed by a space where the source text had one."""
+    return "".join(f"{token} " if space else token for token, space in zip(tokens, spaces))
+
+
 def augment_batch(batch: dict, table: PosTable, rules: AugmentationArguments, mask_token: str, seed: int) -> dict:
     """Batched map: tagged rows -> `sentence`, `idx`, `label` rows (original with gold label, samples with -1)."""
     vocab = np.array(table.words + [mask_token], dtype=object)
     sentences, idxs, labels = [], [], []
-    for tokens, pos, idx, label in zip(batch["tokens"], batch["pos"], batch["idx"], batch["label"]):
-        sentences.append(" ".join(tokens))
+    for tokens, pos, spaces, idx, label in zip(batch["tokens"], batch["pos"], batch["spaces"], batch["idx"], batch[LABEL_COLUMN]):  # fmt: skip
+        sentences.append(join_tokens(tokens, spaces))
         idxs.append(idx)
         labels.append(label)
         if not tokens or rules.n_iter == 0:
             continue
         word_ids, tag_ids = table.encode(tokens, pos)
         samples = augment_ids(word_ids, tag_ids, table, row_rng(seed, idx), rules)
-        sentences.extend(" ".join(row) for row in vocab[samples].tolist())
+        sentences.extend(join_tokens(row, spaces) for row in vocab[samples].tolist())
         idxs.extend([idx] * len(samples))
         labels.extend([SYNTHETIC_LABEL] * len(samples))
-    return {"sentence": sentences, "idx": idxs, "label": labels}
+    return {TEXT_COLUMN: sentences, "idx": idxs, LABEL_COLUMN: labels}
 
 
 def augment_dataset(
@@ -350,7 +370,7 @@ def augment_dataset(
         batch_size=map_batch_size,
         remove_columns=tagged.column_names,
         fn_kwargs={"table": table, "rules": rules, "mask_token": mask_token, "seed": seed},
-        features=TRANSFER_FEATURES,
+        features=transfer_features(tagged.features[LABEL_COLUMN]),
         num_proc=num_proc if num_proc and num_proc > 1 else None,
         new_fingerprint=step_fingerprint(
             tagged, "augment", table=table.fingerprint(), mask_token=mask_token, seed=seed, **asdict(rules)
@@ -360,8 +380,8 @@ def augment_dataset(
 
 
 def normalize_batch(batch: dict, indices: list[int]) -> dict:
-    """Batched map: `sentence` lowercased with single spaces, plus `idx` (the row index)."""
-    return {"sentence": [" ".join(s.lower().split()) for s in batch["sentence"]], "idx": indices}
+    """Batched map: `sentence` with whitespace runs collapsed to one space (case kept), plus `idx` (the row index)."""
+    return {TEXT_COLUMN: [" ".join(s.split()) for s in batch[TEXT_COLUMN]], "idx": indices}
 
 
 def normalize_dataset(dataset: Dataset) -> Dataset:
@@ -374,7 +394,7 @@ def normalize_dataset(dataset: Dataset) -> Dataset:
         features=Features({**dataset.features, "idx": Value("int64")}),
         new_fingerprint=step_fingerprint(dataset, "normalize"),
         desc="Normalizing",
-    ).select_columns(["sentence", "idx", "label"])
+    ).select_columns([TEXT_COLUMN, "idx", LABEL_COLUMN])
 
 
 def tag_and_augment(

@@ -18,11 +18,12 @@ from importlib import resources
 
 from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
 
+from distil.task import Task, task_of
+
 logger = logging.getLogger("distil")
 
 PAPER = "[Tang et al., 2019](https://arxiv.org/abs/1903.12136)"
-SST2 = "stanfordnlp/sst2"
-EXAMPLE = "a gorgeous , witty , seductive movie ."
+SST2_EXAMPLE = "a gorgeous , witty , seductive movie ."
 # The arguments a card lists (all of them are in the repo's `run_args.json`).
 TRAINING_KEYS = (
     "learning_rate", "num_train_epochs", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
@@ -31,13 +32,40 @@ TRAINING_KEYS = (
 STUDENT_KEYS = ("loss", "alpha", "temperature", "tokenizer", "embedding_init", "max_transfer_samples")
 TEACHER_KEYS = ("model_name_or_path", "lr_schedule")
 TEMPLATES = resources.files("distil") / "templates"  # Jinja templates of the cards' text
-DATA_KEYS = ("dataset_name", "data_dir", "max_train_samples", "max_eval_samples", "max_seq_length")
-COLUMNS = {
-    "sentence": "the text: lowercased tokens joined by spaces; masked words are the teacher's mask token",
-    "idx": "row of the SST-2 train sentence this row was made from",
-    "label": "gold label of original SST-2 sentences; -1 for augmented rows, which have none",
-    "teacher_logits": "the teacher's logits (negative, positive), float32: the distillation target",
-}
+DATA_KEYS = (
+    "dataset_name", "dataset_config_name", "data_dir", "train_file", "validation_file", "text_column", "label_column",
+    "validation_split_percentage", "max_train_samples", "max_eval_samples", "max_seq_length",
+)  # fmt: skip
+
+
+def columns(task: Task) -> dict[str, str]:
+    """What each transfer-set column holds."""
+    return {
+        "sentence": "the text, case and spacing as in the data; masked words are the teacher's mask token",
+        "idx": f"row of the {task.name} train sentence this row was made from",
+        "label": f"gold label of original {task.name} sentences; -1 for augmented rows, which have none",
+        "teacher_logits": f"the teacher's logits ({task.labels_text}), float32: the distillation target",
+    }
+
+
+def example(task: Task, transfer_set_dir: str | None = None) -> str:
+    """A sentence for a card's usage snippet: SST-2's, else the first validation sentence of the run's local transfer
+    set, else a placeholder."""
+    if task.is_sst2:
+        return SST2_EXAMPLE
+    if transfer_set_dir and os.path.isfile(os.path.join(transfer_set_dir, "dataset_dict.json")):
+        from datasets import load_from_disk
+
+        validation = load_from_disk(transfer_set_dir).get("validation")
+        if validation is not None and len(validation):
+            return validation[0]["sentence"].replace("\\", "\\\\").replace('"', '\\"')
+    return "Your text here."
+
+
+def model_task(model_dir: str, data_args: dict) -> Task:
+    """The task of a saved model: its data arguments and its `id2label`."""
+    id2label = read_json(os.path.join(model_dir, "config.json")).get("id2label") or {}
+    return task_of(data_args, [id2label[k] for k in sorted(id2label, key=int)])
 
 
 def template(name: str) -> str:
@@ -110,35 +138,46 @@ def selected(record: dict, section: str, keys) -> list[tuple[str, object]]:
     return out
 
 
+def f1_of(metrics: dict, prefix: str = "") -> float | None:
+    """The F1 of an evaluation: binary F1 for two labels, macro-F1 for more."""
+    value = metrics.get(f"{prefix}f1", metrics.get(f"{prefix}macro_f1"))
+    return None if value is None else float(value)
+
+
+def f1_name(task: Task) -> str:
+    return "F1" if len(task.label_names) <= 2 else "macro-F1"
+
+
 def eval_scores(model_dir: str, results: dict | None, role: str) -> dict[str, float] | None:
-    """Accuracy and F1 on SST-2 validation: the pipeline's evaluation when given, else the stage's own
-    (`all_results.json`, on the validation split it trained with)."""
+    """Accuracy and F1 (binary, or macro beyond two labels) on the validation split: the pipeline's evaluation when
+    given, else the stage's own (`all_results.json`, on the validation split it trained with)."""
     if results and role in results:
-        return {"accuracy": results[role]["accuracy"], "f1": results[role]["f1"]}
+        return {"accuracy": results[role]["accuracy"], "f1": f1_of(results[role])}
     own = read_json(os.path.join(model_dir, "all_results.json"))
     if "eval_accuracy" in own:
-        return {"accuracy": own["eval_accuracy"], "f1": own.get("eval_f1")}
+        return {"accuracy": own["eval_accuracy"], "f1": f1_of(own, "eval_")}
     return None
 
 
-def sst2_eval_results(scores: dict | None, data_args: dict) -> list[EvalResult] | None:
-    """`EvalResult`s (accuracy, F1) for `model-index`."""
+def eval_results(scores: dict | None, task: Task, data_args: dict) -> list[EvalResult] | None:
+    """`EvalResult`s (accuracy, F1 or macro-F1) for `model-index`."""
     if not scores:
         return None
-    dataset_type = data_args.get("dataset_name") if not data_args.get("data_dir") else SST2
     common = dict(
         task_type="text-classification",
-        task_name="Sentiment classification",
-        dataset_type=dataset_type or SST2,
-        dataset_name="SST-2",
-        dataset_config=data_args.get("dataset_config_name"),
+        task_name=task.description[:1].upper() + task.description[1:],
+        dataset_type=task.hub_id or task.name,
+        dataset_name=task.name,
+        dataset_config=data_args.get("dataset_config_name") if task.hub_id else None,
         dataset_split="validation",
     )
     out = [
         EvalResult(metric_type="accuracy", metric_name="Accuracy", metric_value=float(scores["accuracy"]), **common)
     ]
     if scores.get("f1") is not None:
-        out.append(EvalResult(metric_type="f1", metric_name="F1", metric_value=float(scores["f1"]), **common))
+        kind, name = ("f1", "F1") if len(task.label_names) <= 2 else ("f1", "Macro F1")
+        args = {} if len(task.label_names) <= 2 else {"metric_args": {"average": "macro"}}
+        out.append(EvalResult(metric_type=kind, metric_name=name, metric_value=float(scores["f1"]), **common, **args))
     return out
 
 
@@ -210,19 +249,19 @@ def size_category(n: int) -> str:
 # ---------------------------------------------------------------- model cards
 
 
-def _results_rows(model_dir: str, results: dict | None, role: str) -> tuple[list[dict], str]:
+def _results_rows(model_dir: str, results: dict | None, role: str, task: Task) -> tuple[list[dict], str]:
     """The rows of a card's results table and a sentence saying where they come from."""
     if results and role in results:
         order = sorted(results, key=lambda name: (name != "teacher", name != "student", name))
         rows = [
-            {"name": name, "accuracy": results[name]["accuracy"], "f1": results[name].get("f1"),
+            {"name": name, "accuracy": results[name]["accuracy"], "f1": f1_of(results[name]),
              "agreement": results[name].get("agreement_with_teacher")}
             for name in order
         ]  # fmt: skip
         n = results[role].get("eval_samples")
         return (
             rows,
-            f"Evaluated by the pipeline (`distil.pipeline.evaluate_models`) on {n} SST-2 validation sentences.",
+            f"Evaluated by the pipeline (`distil.pipeline.evaluate_models`) on {n} {task.name} validation sentences.",
         )
     scores = eval_scores(model_dir, None, role)
     if not scores:
@@ -262,6 +301,7 @@ def student_card(
     teacher_id = teacher_id or hub_id_of(teacher_name, "model")
     transfer_set_id = transfer_set_id or hub_id_of(transfer_set_path, "dataset")
 
+    task = model_task(model_dir, data_args)
     scores = eval_scores(model_dir, results, "student")
     loss = student_args.get("loss") or ("mse" if distilled else "ce")
     loss_text = {
@@ -273,16 +313,16 @@ def student_card(
         loss_text += f", plus {student_args['alpha']} x cross-entropy on the gold labels of original sentences"
     params = parameter_counts(model_dir)
     params.update({f"{k}_h": human(v) for k, v in list(params.items())})
-    rows, results_source = _results_rows(model_dir, results, "student")
+    rows, results_source = _results_rows(model_dir, results, "student", task)
     card_data = ModelCardData(
         language="en",
         library_name="transformers",
         pipeline_tag="text-classification",
-        tags=["text-classification", "sentiment-analysis", "distillation", "bilstm", "sst2", "custom_code"],
-        datasets=[d for d in (transfer_set_id, data_args.get("dataset_name") or SST2) if d] if distilled else [SST2],
+        tags=["text-classification", *task.tags, "distillation", "bilstm", "custom_code"],
+        datasets=[d for d in ((transfer_set_id if distilled else None), task.hub_id) if d] or None,
         metrics=["accuracy", "f1"],
         model_name=repo_id.split("/")[-1],
-        eval_results=sst2_eval_results(scores, data_args),
+        eval_results=eval_results(scores, task, data_args),
     )
     return ModelCard.from_template(
         card_data,
@@ -294,7 +334,9 @@ def student_card(
         transfer_set=repo_link(transfer_set_id, "dataset") or f"`{transfer_set_path}` (not on the Hub)",
         paper=PAPER,
         loss_text=loss_text,
-        example=EXAMPLE,
+        task=task,
+        f1_name=f1_name(task),
+        example=example(task, transfer_set_path),
         arch=architecture(model_dir),
         params=params,
         results=rows,
@@ -317,17 +359,19 @@ def teacher_card(
     base_id = hub_id_of(base, "model")
     params = parameter_counts(model_dir)
     params.update({f"{k}_h": human(v) for k, v in list(params.items())})
-    rows, results_source = _results_rows(model_dir, {"teacher": results["teacher"]} if results else None, "teacher")
+    task = model_task(model_dir, data_args)
+    teacher_results = {"teacher": results["teacher"]} if results else None
+    rows, results_source = _results_rows(model_dir, teacher_results, "teacher", task)
     card_data = ModelCardData(
         language="en",
         library_name="transformers",
         pipeline_tag="text-classification",
-        tags=["text-classification", "sentiment-analysis", "sst2", "distillation-teacher"],
+        tags=["text-classification", *task.tags, "distillation-teacher"],
         base_model=base_id,
-        datasets=[data_args.get("dataset_name") or SST2],
+        datasets=[task.hub_id] if task.hub_id else None,
         metrics=["accuracy", "f1"],
         model_name=repo_id.split("/")[-1],
-        eval_results=sst2_eval_results(eval_scores(model_dir, results, "teacher"), data_args),
+        eval_results=eval_results(eval_scores(model_dir, results, "teacher"), task, data_args),
     )
     return ModelCard.from_template(
         card_data,
@@ -337,7 +381,9 @@ def teacher_card(
         base_model=base_id or base or "a pretrained model",
         transfer_set=repo_link(transfer_set_id, "dataset") or "",
         paper=PAPER,
-        example=EXAMPLE,
+        task=task,
+        f1_name=f1_name(task),
+        example=example(task),
         arch=architecture(model_dir),
         params=params,
         results=rows,
@@ -374,17 +420,18 @@ def transfer_set_card(dataset_dir: str, repo_id: str, *, teacher_id: str | None 
     teacher_id = teacher_id or hub_id_of(teacher_name, "model")
     help_text = record.get("help", {}).get("AugmentationArguments", {})  # recorded by the stage
     features = next(iter(splits.values())).features
+    task = task_of(data_args, features["label"].names if hasattr(features.get("label"), "names") else [])
     total = sum(len(ds) for ds in splits.values())
     card_data = DatasetCardData(
         language=["en"],
-        pretty_name=f"SST-2 transfer set ({repo_id.split('/')[-1]})",
+        pretty_name=f"{task.name} transfer set ({repo_id.split('/')[-1]})",
         task_categories=["text-classification"],
-        task_ids=["sentiment-classification"],
+        task_ids=[task.task_id],
         annotations_creators=["machine-generated"],
         size_categories=[size_category(total)],
-        tags=["distillation", "knowledge-distillation", "data-augmentation", "sst2"],
+        tags=["distillation", "knowledge-distillation", "data-augmentation", *task.tags],
     )
-    source = f"`{data_args['data_dir']}`" if data_args.get("data_dir") else None
+    source = f"`{task.source}`" if task.source else None
     cap = selected(record, "DataArguments", ("max_train_samples",))
     return DatasetCard.from_template(
         card_data,
@@ -395,13 +442,14 @@ def transfer_set_card(dataset_dir: str, repo_id: str, *, teacher_id: str | None 
         teacher=repo_link(teacher_id) or f"`{teacher_name}`",
         teacher_settings=selected(record, "TransferSetArguments", ("precision", "seed"))
         + selected(record, "DataArguments", ("max_seq_length",)),
-        source=source or repo_link(data_args.get("dataset_name") or SST2, "dataset"),
+        source=source or repo_link(task.hub_id, "dataset"),
+        task=task,
         spacy_model=transfer_args.get("spacy_model"),
         augmented=not transfer_args.get("no_augment"),
         splits=[(name, len(ds)) for name, ds in splits.items()],
-        columns=[(name, feature_type(feature), COLUMNS.get(name, "")) for name, feature in features.items()],
+        columns=[(name, feature_type(feature), columns(task).get(name, "")) for name, feature in features.items()],
         augmentation=[(k, v, help_text.get(k, "")) for k, v in rules.items()]
-        + [(k, v, "Only the first N SST-2 train sentences were used.") for k, v in cap],
+        + [(k, v, f"Only the first N {task.name} train sentences were used.") for k, v in cap],
         command=record.get("command"),
     )
 

@@ -26,23 +26,53 @@ __all__ = ["ConfigError", "DataArguments", "DistilArgumentParser", "parse_args",
 
 @dataclass
 class DataArguments:
-    """Where SST-2 comes from, and debug caps."""
+    """Where the task's data comes from (GLUE TSVs, local files or the Hub), its columns and labels, and debug caps."""
 
     dataset_name: str = field(
         default="stanfordnlp/sst2",
-        metadata={"help": "Hub dataset id with `sentence` and `label` columns. Ignored when `data_dir` is set."},
+        metadata={"help": "Hub dataset id. Ignored when `data_dir` or `train_file` is set."},
     )
     dataset_config_name: str | None = field(
         default=None, metadata={"help": "Hub dataset config, e.g. `sst2` for `nyu-mll/glue`."}
     )
     data_dir: str | None = field(
         default=None,
-        metadata={"help": "Local directory of GLUE TSV files (`train.tsv`, `dev.tsv`: `sentence<TAB>label`)."},
+        metadata={"help": "Local directory of GLUE SST-2 TSV files (`train.tsv`, `dev.tsv`: `sentence<TAB>label`)."},
     )
+    train_file: str | None = field(
+        default=None,
+        metadata={
+            "help": "Local train file: CSV (`.csv`), TSV (`.tsv`, no quoting), JSON Lines (`.jsonl`, `.json`) or "
+            "Parquet (`.parquet`), with columns `text_column` and `label_column`. Ignored when `data_dir` is set."
+        },
+    )
+    validation_file: str | None = field(
+        default=None,
+        metadata={"help": "Local validation file, same format. Unset: `validation_split_percentage` of train."},
+    )
+    text_column: str = field(default="sentence", metadata={"help": "Column holding the text to classify."})
+    label_column: str = field(
+        default="label", metadata={"help": "Column holding the label: a name (`LOC`) or an integer id."}
+    )
+    class_names: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Label names in id order: names integer labels 0..N-1, or fixes the id order of named labels. "
+            "Unset: the data's own `ClassLabel`, else the names sorted, else integers named by their digits."
+        },
+    )
+    validation_split_percentage: float = field(
+        default=10.0,
+        metadata={
+            "help": "Without a validation split: this percentage of train becomes one (seeded; stratified by label "
+            "when every class has 2+ rows)."
+        },
+    )
+    validation_split_seed: int = field(default=42, metadata={"help": "Seed of the validation split made from train."})
     max_train_samples: int | None = field(
         default=None,
         metadata={
-            "help": "Debug cap on SST-2 train *sentences*, in every stage: the teacher trains on the first N, the "
+            "help": "Debug cap on train *sentences*, in every stage: the teacher trains on the first N, the "
             "transfer set augments the first N, and the student keeps the transfer-set rows built from them "
             "(`max_transfer_samples` caps transfer-set rows instead)."
         },

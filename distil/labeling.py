@@ -54,6 +54,7 @@ class TeacherLabeler:
     Each map batch is tokenized at once (`WordCacheEncoder` where the tokenizer allows it, else the fast
     tokenizer's batch call), sorted by length, padded with NumPy and run in batches of `batch_size`.
     `worker_threads`: torch threads in a map worker process (`num_proc`); the main process keeps its own.
+    `label_order`: the teacher's logit columns in the data's label order (`distil.labels.label_order`), or None.
     """
 
     def __init__(
@@ -67,10 +68,12 @@ class TeacherLabeler:
         text_column,
         seed=0,
         worker_threads=None,
+        label_order=None,
     ):
         self.teacher, self.tokenizer, self.device = teacher, tokenizer, device
         self.autocast_dtype, self.batch_size, self.max_length = autocast_dtype, batch_size, max_length
         self.text_column, self.seed, self.worker_threads = text_column, seed, worker_threads
+        self.label_order = None if label_order is None else np.asarray(label_order, dtype=np.int64)
         self.main_pid = os.getpid()
         self._encoder = None
 
@@ -124,6 +127,8 @@ class TeacherLabeler:
                 ).logits
                 out[rows] = logits.float().cpu().numpy()
         model.train(was_training)
+        if self.label_order is not None:
+            out = out[:, self.label_order]
         return {"teacher_logits": out}
 
 
@@ -139,6 +144,7 @@ def labelling_map(
     seed: int = 0,
     chunk_size: int = 8192,
     num_proc: int | None = None,
+    label_order: list[int] | None = None,
 ) -> tuple[TeacherLabeler, Features, str, int | None]:
     """The labelling map for `dataset`: its function, output features, fingerprint and worker count (see
     `label_with_teacher`)."""
@@ -174,11 +180,12 @@ def labelling_map(
         num_proc = None  # one process per accelerator; a few chunks are not worth starting workers
     worker_threads = max(1, torch.get_num_threads() // num_proc) if num_proc and num_proc > 1 else None
     labeler = TeacherLabeler(
-        teacher, tokenizer, device, autocast_dtype, batch_size, max_length, text_column, seed, worker_threads
-    )
+        teacher, tokenizer, device, autocast_dtype, batch_size, max_length, text_column, seed, worker_threads,
+        label_order,
+    )  # fmt: skip
     fingerprint = map_fingerprint(
         dataset, "teacher_logits", SOURCE_HASH, teacher_fp, tokenizer_fp, max_length, text_column, str(autocast_dtype),
-        seed,
+        seed, None if label_order is None else list(label_order),
     )  # fmt: skip
     features = Features({**dataset.features, "teacher_logits": List(Value("float32"), length=num_labels)})
     return labeler, features, fingerprint, num_proc if worker_threads else None
@@ -198,6 +205,7 @@ def label_with_teacher(
     load_from_cache_file: bool | None = None,
     desc: str = "Teacher logits",
     num_proc: int | None = None,
+    label_order: list[int] | None = None,
 ) -> Dataset:
     """Add `teacher_logits` to `dataset` with a cached batched map.
 
@@ -207,11 +215,13 @@ def label_with_teacher(
     (CPU only) splits the rows over that many worker processes, each with its share of the torch threads: for a small
     teacher, two 1-thread workers beat one 2-thread process. The cache is keyed by the dataset,
     the teacher's files or weights, the tokenizer, `max_length`, `text_column`, the autocast dtype and `seed` (which
-    initialises a missing classification head), not by `batch_size`.
+    initialises a missing classification head), not by `batch_size`. `label_order` puts the teacher's logit columns
+    in the data's label order (`logits[:, label_order]`; see `distil.labels.label_order`).
     """
     labeler, features, fingerprint, num_proc = labelling_map(
-        dataset, model, tokenizer, batch_size, max_length, text_column, device, precision, seed, chunk_size, num_proc
-    )
+        dataset, model, tokenizer, batch_size, max_length, text_column, device, precision, seed, chunk_size, num_proc,
+        label_order,
+    )  # fmt: skip
     return dataset.map(
         labeler,
         batched=True,
@@ -276,7 +286,8 @@ def label_in_shards(
 
 def is_labelled(dataset: Dataset, model, **label_kwargs) -> bool:
     """Whether `label_with_teacher(dataset, model, **label_kwargs)` would be a cache hit."""
-    keys = ("tokenizer", "batch_size", "max_length", "text_column", "device", "precision", "seed", "chunk_size")
+    keys = ("tokenizer", "batch_size", "max_length", "text_column", "device", "precision", "seed", "chunk_size",
+            "label_order")  # fmt: skip
     _, _, fingerprint, _ = labelling_map(dataset, model, **{k: v for k, v in label_kwargs.items() if k in keys})
     return bool(dataset.cache_files) and os.path.exists(dataset._get_cache_file_path(fingerprint))
 

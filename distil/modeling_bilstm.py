@@ -24,7 +24,6 @@ from transformers import (
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, SequenceClassifierOutput
 
-DEFAULT_LABELS = ("negative", "positive")
 LSTM_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16}
 AUTO_MAP = {
     "AutoConfig": "modeling_bilstm.BiLSTMConfig",
@@ -77,9 +76,6 @@ class BiLSTMConfig(PretrainedConfig):
     ):
         if lstm_dtype not in LSTM_DTYPES:
             raise ValueError(f"lstm_dtype must be one of {', '.join(LSTM_DTYPES)}; got {lstm_dtype!r}")
-        if "id2label" not in kwargs and "label2id" not in kwargs and kwargs.get("num_labels", 2) == 2:
-            kwargs["id2label"] = dict(enumerate(DEFAULT_LABELS))
-            kwargs["label2id"] = {name: i for i, name in enumerate(DEFAULT_LABELS)}
         kwargs.setdefault("auto_map", dict(AUTO_MAP))
         self.vocab_size = vocab_size
         self.embedding_size = embedding_size

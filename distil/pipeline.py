@@ -16,22 +16,41 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import yaml
-from transformers import TrainingArguments, set_seed
+from transformers import AutoConfig, TrainingArguments, set_seed
 
 from distil.augment import AugmentationArguments
 from distil.configs import DataArguments, load_yaml_config, parse_mapping, yaml_error
-from distil.data import load_sst2_from_args
+from distil.data import LABEL_COLUMN, load_data_from_args
 from distil.distributed import is_main_process, wait_for_everyone
-from distil.hub import HubArguments
+from distil.hub import HubArguments, resolve_model_path
 from distil.labeling import label_with_teacher
-from distil.metrics import classification_metrics
+from distil.labels import label_order
+from distil.metrics import agreement, classification_metrics
 from distil.stage import StageArguments
 from distil.student import StudentArguments, train_student
 from distil.teacher import TeacherArguments, train_teacher
 from distil.transfer_set import TransferSetArguments, build_transfer_set
 from distil.utils import atomic_write
 
-STAGE_CONFIG_FIELDS = {"teacher": "teacher_config", "augment": "augment_config", "student": "student_config"}
+STAGE_CONFIG_FIELDS = {
+    "teacher": "teacher_config",
+    "augment": "augment_config",
+    "student": "student_config",
+    "baseline": "baseline_config",
+}
+# The data settings the pipeline passes to every stage when set.
+SHARED_DATA_FIELDS = (
+    "dataset_name",
+    "dataset_config_name",
+    "data_dir",
+    "train_file",
+    "validation_file",
+    "text_column",
+    "label_column",
+    "validation_split_percentage",
+    "max_train_samples",
+    "max_eval_samples",
+)
 
 
 @dataclass
@@ -52,6 +71,14 @@ class PipelineArguments(HubArguments, StageArguments):
     student_config: str = field(
         default="configs/sst2/student.yaml", metadata={"help": "YAML config of the student stage."}
     )
+    baseline_config: str | None = field(
+        default=None,
+        metadata={
+            "help": "YAML config of a cross-entropy baseline trained after the student (into `output_dir/baseline`) "
+            "from the student's tokenizer and initial embeddings, on the data's gold labels; evaluated beside them. "
+            "Unset: no baseline."
+        },
+    )
     train_teacher: bool = field(
         default=True,
         metadata={"help": "Fine-tune a teacher first (into `output_dir/teacher`). False: use `teacher_model` as is."},
@@ -61,12 +88,24 @@ class PipelineArguments(HubArguments, StageArguments):
         metadata={"help": "An already fine-tuned teacher (directory or Hub id), used when `train_teacher` is false."},
     )
     dataset_name: str | None = field(default=None, metadata={"help": "Overrides every stage's `dataset_name`."})
+    dataset_config_name: str | None = field(
+        default=None, metadata={"help": "Overrides every stage's `dataset_config_name`."}
+    )
     data_dir: str | None = field(default=None, metadata={"help": "Overrides every stage's `data_dir` (GLUE TSVs)."})
+    train_file: str | None = field(
+        default=None, metadata={"help": "Overrides every stage's `train_file` (CSV, TSV, JSON Lines, Parquet)."}
+    )
+    validation_file: str | None = field(default=None, metadata={"help": "Overrides every stage's `validation_file`."})
+    text_column: str | None = field(default=None, metadata={"help": "Overrides every stage's `text_column`."})
+    label_column: str | None = field(default=None, metadata={"help": "Overrides every stage's `label_column`."})
+    validation_split_percentage: float | None = field(
+        default=None, metadata={"help": "Overrides every stage's `validation_split_percentage`."}
+    )
     max_train_samples: int | None = field(
-        default=None, metadata={"help": "Debug cap on SST-2 train rows, passed to every stage."}
+        default=None, metadata={"help": "Debug cap on train sentences, passed to every stage."}
     )
     max_eval_samples: int | None = field(
-        default=None, metadata={"help": "Debug cap on SST-2 validation rows, passed to every stage."}
+        default=None, metadata={"help": "Debug cap on validation rows, passed to every stage."}
     )
     n_iter: int | None = field(default=None, metadata={"help": "Overrides the augment stage's samples per sentence."})
     seed: int = field(default=42, metadata={"help": "Seed passed to every stage."})
@@ -80,10 +119,13 @@ class PipelineArguments(HubArguments, StageArguments):
     student_overrides: dict | str | None = field(
         default=None, metadata={"help": "Extra `key: value` arguments for the student stage (YAML mapping or JSON)."}
     )
+    baseline_overrides: dict | str | None = field(
+        default=None, metadata={"help": "Extra `key: value` arguments for the baseline (YAML mapping or JSON)."}
+    )
     eval_batch_size: int = field(default=128, metadata={"help": "Batch size of the final teacher/student evaluation."})
 
     def __post_init__(self):
-        for name in ("teacher_overrides", "augment_overrides", "student_overrides"):
+        for name in ("teacher_overrides", "augment_overrides", "student_overrides", "baseline_overrides"):
             value = getattr(self, name)
             if isinstance(value, str):
                 try:
@@ -98,7 +140,8 @@ class PipelineArguments(HubArguments, StageArguments):
         self.require("hub_model_id", "hub_dataset_id")  # with push_to_hub
 
     def stage_dirs(self) -> dict[str, str]:
-        return {name: os.path.join(self.output_dir, name) for name in ("teacher", "transfer_set", "student")}
+        names = ("teacher", "transfer_set", "student") + (("baseline",) if self.baseline_config else ())
+        return {name: os.path.join(self.output_dir, name) for name in names}
 
     def teacher(self) -> str:
         """The teacher the transfer set is labelled with: the one trained here, or `teacher_model`."""
@@ -115,10 +158,7 @@ def stage_arguments(pipe: PipelineArguments, stage: str, output_dir: str, **extr
     config_path = getattr(pipe, STAGE_CONFIG_FIELDS[stage])
     dataclass_types = stage_dataclasses(stage)
     shared = {
-        "dataset_name": pipe.dataset_name,
-        "data_dir": pipe.data_dir,
-        "max_train_samples": pipe.max_train_samples,
-        "max_eval_samples": pipe.max_eval_samples,
+        **{name: getattr(pipe, name) for name in SHARED_DATA_FIELDS},
         "seed": pipe.seed,
         "n_iter": pipe.n_iter,
         "use_cpu": pipe.use_cpu or None,
@@ -142,6 +182,7 @@ def stage_dataclasses(stage: str) -> tuple:
         "teacher": (TeacherArguments, DataArguments, TrainingArguments, StageArguments),
         "augment": (TransferSetArguments, AugmentationArguments, DataArguments, StageArguments),
         "student": (StudentArguments, DataArguments, TrainingArguments, StageArguments),
+        "baseline": (StudentArguments, DataArguments, TrainingArguments, StageArguments),
     }[stage]
 
 
@@ -155,6 +196,18 @@ def stage_plan(pipe: PipelineArguments) -> dict[str, tuple | None]:
         "student": stage_arguments(
             pipe, "student", dirs["student"], transfer_set=dirs["transfer_set"], teacher_model=teacher
         ),
+        # the student's start (tokenizer, embeddings from the teacher), gold labels only
+        "baseline": stage_arguments(
+            pipe,
+            "baseline",
+            dirs["baseline"],
+            transfer_set=None,
+            loss="ce",
+            teacher_model=teacher,
+            tokenizer_name_or_path=dirs["student"],
+        )  # fmt: skip
+        if pipe.baseline_config
+        else None,
     }
 
 
@@ -172,6 +225,7 @@ def run_pipeline(
     dirs, teacher = pipe.stage_dirs(), pipe.teacher()
     plan = plan or stage_plan(pipe)
     teacher_args, transfer_args, student_args = plan["teacher"], plan["augment"], plan["student"]
+    baseline_args = plan.get("baseline")
 
     # Teacher
     if teacher_args is not None:
@@ -180,15 +234,18 @@ def run_pipeline(
     # Transfer set
     build_transfer_set(*transfer_args, command=command)
 
-    # Student
+    # Student, then its baseline
     train_student(*student_args)
+    if baseline_args is not None:
+        train_student(*baseline_args)
 
     # Evaluate and report (main process), then everyone reads the report. Data is loaded by every process: its
     # cache is built under a barrier, which the main process alone must not enter.
-    validation = load_sst2_from_args(transfer_args[2])["validation"]
+    validation = load_data_from_args(transfer_args[2])["validation"]
     report = os.path.join(pipe.output_dir, "all_results.json")
     if is_main_process():
-        results = evaluate_models(pipe, validation, {"teacher": teacher, "student": dirs["student"]})
+        models = {name: dirs[name] for name in ("student", "baseline") if name in dirs}
+        results = evaluate_models(pipe, validation, {"teacher": teacher, **models})
         write_report(pipe.output_dir, results)
     wait_for_everyone()
     with open(report, encoding="utf-8") as f:
@@ -196,20 +253,24 @@ def run_pipeline(
 
 
 def evaluate_models(pipe: PipelineArguments, validation, models: dict[str, str]) -> dict[str, dict[str, float]]:
-    """Accuracy and F1 of each model on SST-2 `validation`, and its agreement with the first model (the teacher)."""
-    references = np.asarray(validation["label"])
+    """Accuracy, F1 (binary for two labels, macro for more) of each model on `validation`, and its agreement with
+    the first model (the teacher). Each model's logits are put in the data's label order, matched by name."""
+    names = list(validation.features[LABEL_COLUMN].names)
+    references = np.asarray(validation[LABEL_COLUMN])
     results, reference_predictions = {}, None
     for name, path in models.items():
+        config = AutoConfig.from_pretrained(resolve_model_path(path))
+        order = label_order(name, str(path), config, names)
         logits = np.asarray(
             label_with_teacher(
                 validation, path, batch_size=pipe.eval_batch_size, precision="fp32", desc=f"Evaluating {name}"
             )["teacher_logits"]
         )
-        predictions = logits.argmax(-1)
-        metrics = classification_metrics().compute(predictions=predictions, references=references)
+        predictions = (logits if order is None else logits[:, order]).argmax(-1)
+        metrics = classification_metrics(len(names)).compute(predictions=predictions, references=references)
         if reference_predictions is None:
             reference_predictions = predictions
-        metrics["agreement_with_teacher"] = float((predictions == reference_predictions).mean())
+        metrics["agreement_with_teacher"] = agreement(predictions, reference_predictions)
         metrics["model"] = str(path)
         metrics["eval_samples"] = len(validation)
         results[name] = metrics
@@ -217,14 +278,15 @@ def evaluate_models(pipe: PipelineArguments, validation, models: dict[str, str])
 
 
 def results_table(results: dict[str, dict[str, float]]) -> str:
-    """Markdown table of `evaluate_models` results."""
+    """Markdown table of `evaluate_models` results: accuracy, F1 (binary) or macro-F1, agreement with the teacher."""
+    f1 = "macro_f1" if any("macro_f1" in m for m in results.values()) else "f1"
     lines = [
-        "| model | path | accuracy | F1 | agreement with teacher |",
+        f"| model | path | accuracy | {'macro-F1' if f1 == 'macro_f1' else 'F1'} | agreement with teacher |",
         "|---|---|---|---|---|",
     ]
     for name, m in results.items():
         lines.append(
-            f"| {name} | `{m['model']}` | {m['accuracy']:.4f} | {m['f1']:.4f} | {m['agreement_with_teacher']:.4f} |"
+            f"| {name} | `{m['model']}` | {m['accuracy']:.4f} | {m[f1]:.4f} | {m['agreement_with_teacher']:.4f} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -1,8 +1,8 @@
 """Stage 3, the student: a BiLSTM distilled with MSE on a transfer set's teacher logits, or the cross-entropy baseline.
 
-Reads a transfer set (written by `distil.transfer_set`) or, without one, SST-2; builds the tokenizer (the teacher's
-WordPiece or a word-level vocabulary), the initial embeddings and a `BiLSTMForSequenceClassification`, trains it with
-`DistillationTrainer` and writes the model (with its modeling code), tokenizer, `run_args.json` and
+Reads a transfer set (written by `distil.transfer_set`) or, without one, the data (`DataArguments`); builds the
+tokenizer (the teacher's WordPiece or a word-level vocabulary), the initial embeddings and a
+`BiLSTMForSequenceClassification` whose labels are the data's, trains it with `DistillationTrainer` and writes the model (with its modeling code), tokenizer, `run_args.json` and
 `all_results.json` to `training_args.output_dir`.
 """
 
@@ -16,7 +16,7 @@ from datasets import DatasetDict
 from transformers import AutoTokenizer, TrainingArguments, set_seed
 
 from distil.configs import DataArguments, apply_lr_schedule
-from distil.data import LABEL_NAMES, data_fingerprint, load_sst2_from_args
+from distil.data import TEXT_COLUMN, data_fingerprint, label_names_of, load_data_from_args
 from distil.embeddings import AUTO_EMBEDDING_INIT, initial_embeddings, set_input_embeddings
 from distil.encoding import WordCacheEncoder, WordTable, arrow_column, distinct_words, encode_dataset
 from distil.errors import ConfigError
@@ -47,7 +47,7 @@ class StudentArguments:
         default=None,
         metadata={
             "help": "Directory written by `DatasetDict.save_to_disk` with `train` and `validation` splits (columns "
-            "`sentence`, `label` (-1: no gold label), `teacher_logits`). Unset: the cross-entropy baseline on SST-2 "
+            "`sentence`, `label` (-1: no gold label), `teacher_logits`). Unset: the cross-entropy baseline on the data "
             "from the data arguments, without a teacher."
         },
     )
@@ -186,12 +186,11 @@ class StudentArguments:
 
 
 def load_splits(student_args: StudentArguments, data_args: DataArguments) -> DatasetDict:
-    """The transfer set (`distil.transfer_data.load_transfer_set`, with the caps) or, without one, SST-2."""
+    """The transfer set (`distil.transfer_data.load_transfer_set`, with the caps) or, without one, the data."""
     if student_args.transfer_set is None:
-        return load_sst2_from_args(data_args)
+        return load_data_from_args(data_args)
     return load_transfer_set(
         student_args.transfer_set,
-        len(LABEL_NAMES),
         max_train_samples=data_args.max_train_samples,
         max_transfer_samples=student_args.max_transfer_samples,
         max_eval_samples=data_args.max_eval_samples,
@@ -201,7 +200,7 @@ def load_splits(student_args: StudentArguments, data_args: DataArguments) -> Dat
 def student_signature(
     student_args: StudentArguments, data_args: DataArguments, training_args: TrainingArguments
 ) -> Signature:
-    """What a student is built from: its settings, the transfer set (or SST-2), the teacher whose tokenizer or
+    """What a student is built from: its settings, the transfer set (or the data), the teacher whose tokenizer or
     embeddings it starts from, and the word-vectors file."""
     inputs = {}
     if student_args.transfer_set:
@@ -254,7 +253,9 @@ def train_student(
 
     # Data
     splits = load_splits(student_args, data_args)
-    logger.info("Data: %s", {split: len(ds) for split, ds in splits.items()})
+    label_names = label_names_of(splits)
+    logger.info("Data: %s, %d labels (%s)", {split: len(ds) for split, ds in splits.items()}, len(label_names),
+                ", ".join(label_names))  # fmt: skip
 
     # Tokenizer
     if checkpoint is not None and os.path.isfile(os.path.join(checkpoint, "tokenizer_config.json")):
@@ -262,7 +263,7 @@ def train_student(
     else:
         tokenizer = student_tokenizer(
             student_args.tokenizer,
-            arrow_column(splits["train"], "sentence"),
+            arrow_column(splits["train"], TEXT_COLUMN),
             teacher_model=student_args.teacher_model,
             prune_vocab=student_args.prune_vocab,
             name_or_path=student_args.tokenizer_name_or_path,
@@ -276,7 +277,7 @@ def train_student(
     # Token ids and lengths as Arrow columns: each distinct word tokenized once, rows gathered in NumPy
     table = None
     if WordCacheEncoder.supports(tokenizer):
-        words = distinct_words(*(arrow_column(ds, "sentence") for ds in splits.values()))
+        words = distinct_words(*(arrow_column(ds, TEXT_COLUMN) for ds in splits.values()))
         table = WordTable(tokenizer, data_args.max_seq_length, words)
     with training_args.main_process_first(desc="tokenizing"):
         for name in list(splits):
@@ -321,9 +322,9 @@ def train_student(
             "fingerprint": array_fingerprint(matrix) if matrix is not None else None,
         },
         vocab_fingerprint=json_fingerprint(sorted(tokenizer.get_vocab().items())),
-        num_labels=len(LABEL_NAMES),
-        id2label=dict(enumerate(LABEL_NAMES)),
-        label2id={name: i for i, name in enumerate(LABEL_NAMES)},
+        num_labels=len(label_names),
+        id2label=dict(enumerate(label_names)),
+        label2id={name: i for i, name in enumerate(label_names)},
     )
     model = BiLSTMForSequenceClassification(config)
     if matrix is not None:

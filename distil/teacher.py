@@ -1,6 +1,7 @@
-"""Stage 1, the teacher: fine-tune any `AutoModelForSequenceClassification` on SST-2.
+"""Stage 1, the teacher: fine-tune any `AutoModelForSequenceClassification` on the task's data.
 
-Reads SST-2 (`DataArguments`) and a pretrained model; writes the fine-tuned model, its tokenizer, `run_args.json`
+Reads the data (`DataArguments`: SST-2 by default) and a pretrained model, a base model (a new head is added) or a
+classifier; its head gets the data's labels (`num_labels`, `id2label` from the data's `ClassLabel`). Writes writes the fine-tuned model, its tokenizer, `run_args.json`
 and `all_results.json` to `training_args.output_dir`.
 """
 
@@ -19,7 +20,7 @@ from transformers import (
 )
 
 from distil.configs import DataArguments, apply_lr_schedule
-from distil.data import LABEL_NAMES, data_fingerprint, load_sst2_from_args, tokenize_splits
+from distil.data import data_fingerprint, label_names_of, load_data_from_args, tokenize_splits
 from distil.errors import ConfigError
 from distil.hub import load_errors, resolve_model_path
 from distil.metrics import compute_classification_metrics
@@ -58,32 +59,32 @@ class TeacherArguments:
         default=False,
         metadata={
             "help": "Start from a sequence classifier whose head has another number of labels (e.g. an MNLI model): "
-            "replace its head with a new 2-label one. Unset, such a checkpoint is refused (a base model without a "
-            "head, or a 2-label head under other label names, always loads: fine-tuning trains the head)."
+            "replace its head with a new one for the data's labels. Unset, such a checkpoint is refused (a base model without a "
+            "head, or a head with the data's number of labels under other names, always loads: fine-tuning trains the head)."
         },
     )
 
 
-def check_head(config, name: str, ignore_mismatched_sizes: bool = False) -> None:
-    """Refuse a sequence classifier whose head has another number of labels than SST-2, unless
+def check_head(config, name: str, label_names: list[str], ignore_mismatched_sizes: bool = False) -> None:
+    """Refuse a sequence classifier whose head has another number of labels than the data, unless
     `ignore_mismatched_sizes` (then the head is replaced and fine-tuned from scratch)."""
     has_head = any(arch.endswith("ForSequenceClassification") for arch in config.architectures or [])
-    if not has_head or config.num_labels == len(LABEL_NAMES):
+    if not has_head or config.num_labels == len(label_names):
         return
     if not ignore_mismatched_sizes:
         raise ConfigError(
             f"model_name_or_path: {name!r} is a classifier with num_labels={config.num_labels}, the data has "
-            f"{len(LABEL_NAMES)} labels ({', '.join(LABEL_NAMES)}); set ignore_mismatched_sizes to replace its head"
+            f"{len(label_names)} labels ({', '.join(label_names)}); set ignore_mismatched_sizes to replace its head"
         )
     logger.warning(
-        "Replacing the %d-label head of %s with a new %d-label one", config.num_labels, name, len(LABEL_NAMES)
+        "Replacing the %d-label head of %s with a new %d-label one", config.num_labels, name, len(label_names)
     )
 
 
 def teacher_signature(
     teacher_args: TeacherArguments, data_args: DataArguments, training_args: TrainingArguments
 ) -> Signature:
-    """What a teacher is built from: its settings, the SST-2 files and the pretrained model's files."""
+    """What a teacher is built from: its settings, the data and the pretrained model's files."""
     return Signature(
         "teacher",
         settings_of(teacher_args, data_args, training_args),
@@ -97,7 +98,7 @@ def train_teacher(
     training_args: TrainingArguments,
     stage_args: StageArguments | None = None,
 ) -> dict[str, float]:
-    """Fine-tune, evaluate on SST-2 validation, save to `training_args.output_dir`; returns the metrics.
+    """Fine-tune, evaluate on the validation split, save to `training_args.output_dir`; returns the metrics.
 
     A finished teacher of the same signature is not retrained (its metrics are returned); an interrupted one resumes
     from its last checkpoint of the same signature.
@@ -115,22 +116,24 @@ def train_teacher(
         return read_metrics(training_args.output_dir)
 
     # Data
-    raw = load_sst2_from_args(data_args)
-    logger.info("SST-2: %s", {split: len(ds) for split, ds in raw.items()})
+    raw = load_data_from_args(data_args)
+    label_names = label_names_of(raw)
+    logger.info("Data: %s, %d labels (%s)", {split: len(ds) for split, ds in raw.items()}, len(label_names),
+                ", ".join(label_names))  # fmt: skip
 
     # Model
     model_name = teacher_args.model_name_or_path
     with load_errors("model_name_or_path", model_name):
         model_path = resolve_model_path(model_name)
         config = AutoConfig.from_pretrained(model_path, cache_dir=teacher_args.cache_dir)
-        check_head(config, model_name, teacher_args.ignore_mismatched_sizes)
+        check_head(config, model_name, label_names, teacher_args.ignore_mismatched_sizes)
         tokenizer = AutoTokenizer.from_pretrained(model_path, cache_dir=teacher_args.cache_dir)
         model = AutoModelForSequenceClassification.from_pretrained(
             model_path,
             cache_dir=teacher_args.cache_dir,
-            num_labels=len(LABEL_NAMES),
-            id2label=dict(enumerate(LABEL_NAMES)),
-            label2id={name: i for i, name in enumerate(LABEL_NAMES)},
+            num_labels=len(label_names),
+            id2label=dict(enumerate(label_names)),
+            label2id={name: i for i, name in enumerate(label_names)},
             ignore_mismatched_sizes=teacher_args.ignore_mismatched_sizes,
         )
     with training_args.main_process_first(desc="tokenizing"):

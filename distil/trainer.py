@@ -4,7 +4,8 @@ The transfer set's `teacher_logits` column reaches `compute_loss` through the no
 the kept "signature" columns), and `DistillationDataCollator` pads the token ids in NumPy, hands the model CPU
 `lengths` and stacks the teacher's logits. With `train_sampling_strategy: group_by_length` the order comes from
 `distil.sampler` (lengths read from the Arrow column at once, each epoch's order built in NumPy).
-Evaluation reports loss, perplexity (`exp(loss)`), accuracy and F1 on gold labels and, when the evaluation set has
+Evaluation reports loss, perplexity (`exp(loss)`), accuracy and F1 (macro-F1 beyond two labels) on gold labels and,
+when the evaluation set has
 `teacher_logits`, the agreement of the student's argmax with the teacher's.
 """
 
@@ -20,7 +21,7 @@ import torch
 from transformers import Trainer
 
 from distil.losses import distillation_loss, gold_cross_entropy
-from distil.metrics import add_perplexity, classification_metrics
+from distil.metrics import add_perplexity, agreement, classification_metrics
 from distil.sampler import LengthGroupedSampler, column_lengths
 
 logger = logging.getLogger(__name__)
@@ -78,11 +79,13 @@ class DistillationDataCollator:
 
 
 def compute_distillation_metrics(eval_pred) -> dict[str, float]:
-    """Accuracy and F1 on gold labels (rows with label >= 0) and, with teacher logits, argmax agreement."""
+    """Accuracy and F1 (binary for two labels, macro for more) on gold labels (rows with label >= 0) and, with teacher
+    logits, the agreement of the argmaxes."""
     logits = eval_pred.predictions
     if isinstance(logits, (tuple, list)):
         logits = logits[0]
-    predictions = np.asarray(logits).argmax(-1)
+    logits = np.asarray(logits)
+    predictions = logits.argmax(-1)
     label_ids, teacher_logits = eval_pred.label_ids, None
     if isinstance(label_ids, (tuple, list)):
         label_ids, teacher_logits = label_ids
@@ -91,9 +94,13 @@ def compute_distillation_metrics(eval_pred) -> dict[str, float]:
         labels = np.asarray(label_ids).reshape(-1)
         gold = labels >= 0
         if gold.any():
-            metrics.update(classification_metrics().compute(predictions=predictions[gold], references=labels[gold]))
+            metrics.update(
+                classification_metrics(logits.shape[-1]).compute(
+                    predictions=predictions[gold], references=labels[gold]
+                )
+            )
     if teacher_logits is not None:
-        metrics["agreement"] = float((predictions == np.asarray(teacher_logits).argmax(-1)).mean())
+        metrics["agreement"] = agreement(predictions, np.asarray(teacher_logits).argmax(-1))
     return metrics
 
 

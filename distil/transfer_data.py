@@ -8,14 +8,14 @@ import os
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from datasets import Dataset, DatasetDict, load_from_disk
+from datasets import ClassLabel, Dataset, DatasetDict, load_from_disk
 
-from distil.data import LABEL_NAMES
+from distil.data import LABEL_COLUMN, TEXT_COLUMN
 from distil.errors import ConfigError
 from distil.trainer import TEACHER_LOGITS
 
 
-def check_teacher_logits(dataset: Dataset, where: str, num_labels: int) -> None:
+def check_teacher_logits(dataset: Dataset, where: str, num_labels: int, label_names: list[str] | None = None) -> None:
     """Raise a one-line `ConfigError` unless every row of `dataset` has `num_labels` finite `teacher_logits`.
 
     Checked on the Arrow column with pyarrow and numpy, with no Python loop over rows.
@@ -26,7 +26,7 @@ def check_teacher_logits(dataset: Dataset, where: str, num_labels: int) -> None:
         pa.types.is_floating(kind.value_type) or pa.types.is_integer(kind.value_type)
     ):
         raise ConfigError(f"transfer_set: {where}: teacher_logits must hold a list of floats per row, found {kind}")
-    labels = f"{num_labels} labels ({', '.join(LABEL_NAMES)})"
+    labels = f"{num_labels} labels" + (f" ({', '.join(label_names)})" if label_names else "")
     start = 0
     for chunk in column.chunks:
         if chunk.null_count:
@@ -49,16 +49,16 @@ def check_teacher_logits(dataset: Dataset, where: str, num_labels: int) -> None:
 
 def load_transfer_set(
     path: str,
-    num_labels: int,
+    num_labels: int | None = None,
     *,
     max_train_samples: int | None = None,
     max_transfer_samples: int | None = None,
     max_eval_samples: int | None = None,
 ) -> DatasetDict:
-    """The transfer set saved at `path`, checked (splits, columns, `num_labels` finite teacher logits per row), with
-    the caps applied.
+    """The transfer set saved at `path`, checked (splits, columns, a `ClassLabel` label, as many finite teacher logits
+    per row as it has labels, or `num_labels` when given), with the caps applied.
 
-    `max_train_samples` means SST-2 sentences: it keeps the rows built from the first N source sentences (`idx < N`),
+    `max_train_samples` means source sentences: it keeps the rows built from the first N source sentences (`idx < N`),
     which is every row of a transfer set built with the same cap. `max_transfer_samples` then keeps the first N
     transfer-set rows; `max_eval_samples` the first N validation rows.
     """
@@ -73,10 +73,16 @@ def load_transfer_set(
     if not isinstance(splits, DatasetDict) or not {"train", "validation"} <= set(splits):
         raise ConfigError(f"transfer_set: {path}: expected a DatasetDict with train and validation splits")
     for split in ("train", "validation"):
-        missing = {"sentence", "label", TEACHER_LOGITS} - set(splits[split].column_names)
+        missing = {TEXT_COLUMN, LABEL_COLUMN, TEACHER_LOGITS} - set(splits[split].column_names)
         if missing:
             raise ConfigError(f"transfer_set: {path}[{split}]: missing column(s) {', '.join(sorted(missing))}")
-        check_teacher_logits(splits[split], f"{path}[{split}]", num_labels)
+        feature = splits[split].features[LABEL_COLUMN]
+        if not isinstance(feature, ClassLabel):
+            raise ConfigError(
+                f"transfer_set: {path}[{split}]: `label` is {feature}, not a ClassLabel naming the labels"
+            )
+        names = list(feature.names)
+        check_teacher_logits(splits[split], f"{path}[{split}]", num_labels or len(names), names)
     train = splits["train"]
     if max_train_samples is not None:
         if "idx" not in train.column_names:

@@ -1,6 +1,7 @@
-"""Stage 2, the transfer set: SST-2 train POS-tagged, augmented (Tang et al., 2019) and labelled with teacher logits.
+"""Stage 2, the transfer set: the data's train split POS-tagged, augmented (Tang et al., 2019) and labelled with teacher
+logits.
 
-Reads SST-2 (`DataArguments`) and the fine-tuned teacher; writes a `DatasetDict` to `output_dir`: `train`
+Reads the data (`DataArguments`) and the fine-tuned teacher; writes a `DatasetDict` to `output_dir`: `train`
 (`sentence`, `idx` = source row, `label` = gold for original rows and -1 for augmented ones, `teacher_logits`) and
 `validation` (the same columns, gold labels), plus `run_args.json`. Every step is a cached `Dataset.map`
 (`distil.augment`, `distil.labeling`), so a re-run with the same inputs only loads the cache.
@@ -23,12 +24,13 @@ from distil.augment import (
     tag_and_augment,
 )
 from distil.configs import DataArguments
-from distil.data import LABEL_NAMES, data_fingerprint, load_sst2_from_args
+from distil.data import data_fingerprint, label_names_of, load_data_from_args
 from distil.distributed import process_state
 from distil.errors import ConfigError
 from distil.hardware import resolve_autocast
 from distil.hub import load_errors, resolve_model_path
 from distil.labeling import export_tsv, free_teachers, label_in_shards
+from distil.labels import check_teacher_head, label_order
 from distil.records import Signature, model_fingerprint, settings_of
 from distil.stage import StageArguments, StageOutput
 from distil.utils import atomic_directory, save_run_args, setup_logging
@@ -96,7 +98,7 @@ class TransferSetArguments:
     export_tsv: str | None = field(
         default=None, metadata={"help": "Also write train as the original `sentence<TAB>scores` TSV here."}
     )
-    cache_dir: str | None = field(default=None, metadata={"help": "datasets cache directory for SST-2."})
+    cache_dir: str | None = field(default=None, metadata={"help": "datasets cache directory for the data."})
     push_to_hub: bool = field(
         default=False,
         metadata={"help": "`recipes/augment.py`: push the DatasetDict with a dataset card after the stage."},
@@ -126,7 +128,7 @@ class TransferSetArguments:
 def transfer_set_signature(
     args: TransferSetArguments, rules: AugmentationArguments, data_args: DataArguments
 ) -> Signature:
-    """What a transfer set is built from: the rules and settings, the SST-2 files, the teacher and the tagger."""
+    """What a transfer set is built from: the rules and settings, the data, the teacher and the tagger."""
     inputs = {"data": data_fingerprint(data_args), "teacher": model_fingerprint(args.teacher_model)}
     if not args.no_augment:
         inputs["spacy_model"] = f"{args.spacy_model}:{spacy_model_version(args.spacy_model)}"
@@ -140,7 +142,12 @@ def build_transfer_set(
     stage_args: StageArguments | None = None,
     command: str | None = None,
 ) -> datasets.DatasetDict:
-    """Tag, augment and label SST-2 train (and label validation); save to `args.output_dir`; returns the splits.
+    """Tag, augment and label the data's train split (and label validation); save to `args.output_dir`; returns the
+    splits.
+
+    Before any work and before anything is written, the teacher is checked: it must be a trained sequence classifier
+    (a base model's random head would label with noise) whose label names are the data's (the same names in another
+    order are remapped, logged; other names stop with one line listing both).
 
     Under several processes the main process tags and augments (the others read its cache), every process labels
     its own contiguous shards, and the main process saves while the others wait. A finished transfer set of the same
@@ -152,16 +159,16 @@ def build_transfer_set(
     logger.info("Transfer-set arguments %s, rules %s", args, rules)
 
     # Inputs: fail before any work, with one line naming the field
-    teacher_path, mask_token = check_teacher(args.teacher_model, need_mask=not args.no_augment)
+    raw = load_data_from_args(data_args, cache_dir=args.cache_dir)
+    label_names = label_names_of(raw)
+    logger.info("Data: %s, %d labels (%s)", {split: len(ds) for split, ds in raw.items()}, len(label_names),
+                ", ".join(label_names))  # fmt: skip
+    teacher_path, mask_token, order = check_teacher(args.teacher_model, label_names, need_mask=not args.no_augment)
     if not args.no_augment:
         check_spacy_model(args.spacy_model)
     output = StageOutput(args.output_dir, transfer_set_signature(args, rules, data_args), stage_args)
     if output.check():
         return datasets.load_from_disk(args.output_dir)
-
-    # Data
-    raw = load_sst2_from_args(data_args, cache_dir=args.cache_dir)
-    logger.info("SST-2: %s", {split: len(ds) for split, ds in raw.items()})
 
     # Transfer set: the main process tags and augments, the others then read its cache
     start = time.perf_counter()
@@ -199,6 +206,7 @@ def build_transfer_set(
         device=state.device,
         precision=args.precision,
         seed=args.seed,
+        label_order=order,
         # worker processes on one machine's CPU; several ranks already share it
         num_proc=(args.label_num_proc or args.num_proc) if state.num_processes == 1 else None,
     )
@@ -221,21 +229,26 @@ def build_transfer_set(
     return splits
 
 
-def check_teacher(name: str, need_mask: bool = True) -> tuple[str, str | None]:
-    """The teacher's resolved path and mask token, or a one-line `InputError` naming `teacher_model`: a teacher that
-    cannot be loaded, or one whose `num_labels` is not the data's."""
+def check_teacher(
+    name: str, label_names: list[str], need_mask: bool = True
+) -> tuple[str, str | None, list[int] | None]:
+    """The teacher's resolved path, mask token and logit order (`distil.labels.label_order`), or a one-line
+    `InputError` naming `teacher_model`: a teacher that cannot be loaded, one with no trained sequence-classification
+    head, one whose number of labels or label names are not the data's."""
     with load_errors("teacher_model", name):
         path = resolve_model_path(name)
         config = AutoConfig.from_pretrained(path)
         tokenizer = AutoTokenizer.from_pretrained(path)
-    if config.num_labels != len(LABEL_NAMES):
+    check_teacher_head("teacher_model", name, path, config)
+    if config.num_labels != len(label_names):
         raise ConfigError(
-            f"teacher_model: {name!r} has num_labels={config.num_labels}, the data has {len(LABEL_NAMES)} labels "
-            f"({', '.join(LABEL_NAMES)}); give a teacher fine-tuned on it"
+            f"teacher_model: {name!r} has num_labels={config.num_labels}, the data has {len(label_names)} labels "
+            f"({', '.join(label_names)}); give a teacher fine-tuned on it"
         )
+    order = label_order("teacher_model", name, config, label_names)
     if need_mask and tokenizer.mask_token is None:
         raise ConfigError(f"teacher_model: the tokenizer of {name!r} has no mask token to write into samples")
-    return path, tokenizer.mask_token
+    return path, tokenizer.mask_token, order
 
 
 def save_atomically(

@@ -14,6 +14,7 @@ from distil.augment import (
     augment_sentence,
     check_spacy_model,
     dedup_samples,
+    join_tokens,
     row_rng,
     sample_ngram_spans,
     sample_pos_replacements,
@@ -22,7 +23,7 @@ from distil.augment import (
     tag_dataset,
 )
 from distil.configs import ConfigError
-from distil.data import LABEL_NAMES
+from distil.data import SST2_LABEL_NAMES
 
 from .conftest import toy_rows
 
@@ -133,11 +134,31 @@ def test_row_rng_is_per_row(table):
     assert a != augment_sentence(TOKENS, POS, table, row_rng(3, 12))
 
 
-def test_tag_batch_lowercases_and_tags():
+def test_tag_batch_keeps_case_and_spacing_and_tags():
     out = tag_batch({"sentence": ["The movie is GREAT .", "a  dull   film"]}, SPACY, ("parser", "ner", "lemmatizer"))
-    assert out["tokens"] == [["the", "movie", "is", "great", "."], ["a", "dull", "film"]]  # no whitespace tokens
+    assert out["tokens"] == [["The", "movie", "is", "GREAT", "."], ["a", "dull", "film"]]  # no whitespace tokens
+    assert out["spaces"] == [[True, True, True, True, False], [True, True, False]]
     assert out["pos"][0][1] == "NOUN" and out["pos"][0][4] == "PUNCT"
     assert len(out["pos"][1]) == 3
+
+
+def test_transfer_text_is_the_source_text_and_samples_keep_its_spacing():
+    """One text form: an original row is its source text (whitespace runs collapsed), and a sample is that text with
+    words masked or replaced, so the student trains on what it is evaluated on and serves."""
+    sentences = ["What's the  capital of France?", "Who wrote Hamlet ?"]
+    ds = Dataset.from_dict(
+        {"sentence": sentences, "label": [0, 1]},
+        features=Features({"sentence": Value("string"), "label": ClassLabel(names=["LOC", "HUM"])}),
+    )
+    out = _transfer(ds, None)
+    assert out.features["label"] == ClassLabel(names=["LOC", "HUM"])
+    originals = [row["sentence"] for row in out if row["label"] != -1]
+    assert originals == ["What's the capital of France?", "Who wrote Hamlet ?"]
+    samples = [row["sentence"] for row in out if row["idx"] == 0 and row["label"] == -1]
+    assert samples and all(s == " ".join(s.split()) for s in samples)  # single spaces, none at the ends
+    assert "What's [MASK] capital of France?" in samples or any(s.startswith("What's ") for s in samples)
+    assert any("[MASK]" in s for s in samples)
+    assert join_tokens(["What", "'s", "[MASK]"], [False, True, False]) == "What's [MASK]"
 
 
 def test_unknown_spacy_model_names_the_field():
@@ -154,7 +175,7 @@ def test_arguments_are_validated():
 
 def _toy_dataset(n: int) -> Dataset:
     rows = toy_rows(n, seed=3)
-    features = Features({"sentence": Value("string"), "label": ClassLabel(names=LABEL_NAMES)})
+    features = Features({"sentence": Value("string"), "label": ClassLabel(names=SST2_LABEL_NAMES)})
     return Dataset.from_dict({"sentence": [s for s, _ in rows], "label": [y for _, y in rows]}, features=features)
 
 

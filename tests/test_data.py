@@ -1,9 +1,13 @@
+import csv
+import os
+import re
 from collections import Counter
+from pathlib import Path
 
 import pytest
-from datasets import ClassLabel
+from datasets import ClassLabel, Features, Value
 
-from distil.data import TSVFormatError, load_sst2, read_glue_tsv
+from distil.data import TSVFormatError, label_names_of, load_data, load_sst2, read_glue_tsv
 from distil.errors import InputError
 
 from .conftest import write_tsv
@@ -151,3 +155,169 @@ def test_hub_dataset_without_label_column_is_named(monkeypatch):
     monkeypatch.setattr(distil.data, "load_dataset", lambda *args, **kwargs: fake)
     with pytest.raises(InputError, match=r"^dataset_name: some/data\[train\]: missing column 'sentence'"):
         load_sst2(dataset_name="some/data")
+
+
+TREC = Path(__file__).resolve().parents[2] / "shared" / "data" / "trec" / "train.csv"
+TREC_COARSE = {"ABBR": 86, "DESC": 1162, "ENTY": 1250, "HUM": 1223, "LOC": 835, "NUM": 896}
+
+
+def load_trec(tmp_path, **kwargs):
+    kwargs = {"text_column": "question", "label_column": "coarse_label", **kwargs}
+    return load_data(train_file=str(TREC), cache_dir=str(tmp_path), **kwargs)
+
+
+def test_real_trec_csv_with_a_stratified_validation_split_from_train(tmp_path):
+    assert TREC.is_file(), f"real TREC expected at {TREC}"
+    splits = load_trec(tmp_path)
+    names = label_names_of(splits)
+    assert names == sorted(TREC_COARSE)
+    assert splits["train"].features == Features({"sentence": Value("string"), "label": ClassLabel(names=names)})
+    assert (len(splits["train"]), len(splits["validation"])) == (5452 - 545, 545)
+    counts = {split: Counter(names[i] for i in splits[split]["label"]) for split in splits}
+    assert counts["train"] + counts["validation"] == TREC_COARSE
+    for name, n in TREC_COARSE.items():  # stratified: every class holds ~10% of its rows in validation
+        assert abs(counts["validation"][name] - n / 10) <= 1, (name, counts["validation"][name])
+    with open(TREC, encoding="utf-8", newline="") as f:  # the split partitions train: every question once
+        questions = Counter(row["question"] for row in csv.DictReader(f))
+    assert Counter(splits["train"]["sentence"]) + Counter(splits["validation"]["sentence"]) == questions
+    again = load_trec(tmp_path)  # seeded: the same split, from the cache
+    assert again["validation"]["sentence"] == splits["validation"]["sentence"]
+    assert again["train"]._fingerprint == splits["train"]._fingerprint and again["train"].cache_files
+    other = load_trec(tmp_path, validation_split_seed=1)
+    assert other["validation"]["sentence"] != splits["validation"]["sentence"]
+
+
+def test_real_trec_fine_labels_and_percentage(tmp_path):
+    splits = load_trec(tmp_path, label_column="fine_label", validation_split_percentage=20)
+    names = label_names_of(splits)
+    assert len(names) == 50 and "NUM:dist" in names and names == sorted(names)
+    assert len(splits["validation"]) == round(5452 * 0.2)
+
+
+def _rows():
+    return {"text": ["where is paris", "who wrote it", "how far is it", "what is 007"], "intent": ["LOC", "HUM", "NUM", "ENTY"]}  # fmt: skip
+
+
+def _write_table(path, columns: dict):
+    import pandas as pd
+
+    frame = pd.DataFrame(columns)
+    suffix = path.suffix
+    if suffix == ".csv":
+        frame.to_csv(path, index=False)
+    elif suffix == ".tsv":
+        frame.to_csv(path, index=False, sep="\t")
+    elif suffix == ".jsonl":
+        frame.to_json(path, orient="records", lines=True)
+    else:
+        frame.to_parquet(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".tsv", ".jsonl", ".parquet"])
+def test_local_files_in_each_format(tmp_path, suffix):
+    train = _write_table(tmp_path / f"train{suffix}", _rows())
+    dev = _write_table(tmp_path / f"dev{suffix}", {"text": ["who is she", "where is rome"], "intent": ["HUM", "LOC"]})
+    splits = load_data(
+        train_file=str(train), validation_file=str(dev), text_column="text", label_column="intent",
+        cache_dir=str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert label_names_of(splits) == ["ENTY", "HUM", "LOC", "NUM"]
+    assert splits["train"].column_names == ["sentence", "label"]
+    assert splits["train"]["sentence"] == _rows()["text"]  # "007" stays text
+    assert splits["train"]["label"] == [2, 1, 3, 0]
+    assert splits["validation"]["label"] == [1, 2]
+
+
+def test_integer_labels_named_by_label_names_or_by_their_digits(tmp_path):
+    path = _write_table(tmp_path / "train.jsonl", {"text": ["a", "b", "c", "d"], "y": [2, 0, 1, 2]})
+    named = load_data(
+        train_file=str(path), text_column="text", label_column="y", class_names=["neg", "neu", "pos"],
+        validation_split_percentage=25, cache_dir=str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert label_names_of(named) == ["neg", "neu", "pos"]
+    rows = {row["sentence"]: row["label"] for split in named.values() for row in split}
+    assert rows == {"a": 2, "b": 0, "c": 1, "d": 2}
+    plain = load_data(train_file=str(path), text_column="text", label_column="y", cache_dir=str(tmp_path / "cache"))
+    assert label_names_of(plain) == ["0", "1", "2"]
+
+
+def test_label_names_fix_the_order_of_named_labels(tmp_path):
+    path = _write_table(tmp_path / "train.csv", _rows())
+    splits = load_data(
+        train_file=str(path), text_column="text", label_column="intent", class_names=["NUM", "LOC", "HUM", "ENTY"],
+        validation_file=str(path), cache_dir=str(tmp_path / "cache"),
+    )  # fmt: skip
+    assert label_names_of(splits) == ["NUM", "LOC", "HUM", "ENTY"] and splits["train"]["label"] == [1, 2, 0, 3]
+
+
+def _error(tmp_path, train_columns, validation_columns=None, suffix=".csv", **kwargs) -> tuple[str, str]:
+    train = _write_table(tmp_path / f"train{suffix}", train_columns)
+    if validation_columns is not None:
+        kwargs["validation_file"] = str(_write_table(tmp_path / f"dev{suffix}", validation_columns))
+    kwargs = {"text_column": "text", "label_column": "intent", **kwargs}
+    with pytest.raises(InputError) as excinfo:
+        load_data(train_file=str(train), cache_dir=str(tmp_path / "cache"), **kwargs)
+    assert "\n" not in str(excinfo.value)
+    return str(excinfo.value), str(train)
+
+
+def test_csv_without_the_text_column_names_file_and_field(tmp_path):
+    message, train = _error(tmp_path, _rows(), text_column="question")
+    assert message == f"{train}: missing column 'question' (text_column; found ['text', 'intent'])"
+
+
+def test_one_class_only_names_file_and_field(tmp_path):
+    message, train = _error(tmp_path, {"text": ["a", "b"], "intent": ["LOC", "LOC"]})
+    assert (
+        message == f"{train}: column 'intent' (label_column) has one class only ('LOC'); a classifier needs 2 or more"
+    )
+
+
+@pytest.mark.parametrize("suffix", [".csv", ".jsonl"])
+def test_empty_text_names_file_and_row(tmp_path, suffix):
+    message, train = _error(tmp_path, {"text": ["a", "b", "  "], "intent": ["LOC", "HUM", "LOC"]}, suffix=suffix)
+    assert message == f"{train}: row 3: empty text in column 'text'"
+
+
+def test_missing_text_in_a_csv_is_an_empty_text(tmp_path):
+    path = tmp_path / "train.csv"
+    path.write_text("text,intent\na,LOC\n,HUM\n")
+    with pytest.raises(InputError, match=rf"^{re.escape(str(path))}: row 2: empty text in column 'text'$"):
+        load_data(train_file=str(path), text_column="text", label_column="intent", cache_dir=str(tmp_path / "c"))
+
+
+def test_validation_label_not_in_train_names_file_and_row(tmp_path):
+    message, _ = _error(tmp_path, _rows(), {"text": ["x", "y"], "intent": ["HUM", "DESC"]})
+    assert message == (
+        f"{tmp_path / 'dev.csv'}: row 2: label 'DESC' in column 'intent' is not one of the train labels "
+        "(ENTY, HUM, LOC, NUM)"
+    )
+
+
+def test_missing_label_and_bad_label_ids_are_named(tmp_path):
+    message, train = _error(tmp_path, {"text": ["a", "b"], "intent": ["LOC", None]}, suffix=".jsonl")
+    assert message == f"{train}: row 2: no label in column 'intent'"
+    message, train = _error(tmp_path, {"text": ["a", "b"], "intent": [0, 3]}, suffix=".jsonl", class_names=["x", "y"])
+    assert message == f"{train}: column 'intent' holds 3, not an id of the 2 class names (x, y)"
+
+
+def test_unknown_file_type_and_missing_file(tmp_path):
+    with pytest.raises(InputError, match=r"^train_file: .*train\.txt: unknown file type '\.txt'; use \.csv, "):
+        load_data(train_file=str(tmp_path / "train.txt"))
+    with pytest.raises(InputError, match=r"^train_file: .*nope\.csv: no such file$"):
+        load_data(train_file=str(tmp_path / "nope.csv"))
+
+
+def test_load_data_from_default_args_is_sst2(monkeypatch, sst2_dir, tmp_path):
+    """The default `DataArguments` read SST-2 exactly as before: same columns, names and cache key."""
+    from distil.configs import DataArguments
+    from distil.data import data_fingerprint, load_data_from_args, tsv_fingerprint
+
+    args = DataArguments(data_dir=str(sst2_dir))
+    assert data_fingerprint(args) == "tsv:" + tsv_fingerprint(str(sst2_dir))
+    splits = load_data_from_args(args, cache_dir=str(tmp_path))
+    assert label_names_of(splits) == ["negative", "positive"] and len(splits["validation"]) == 872
+    assert os.path.dirname(splits["train"].cache_files[0]["filename"]).startswith(
+        str(tmp_path / "distil_sst2_tsv" / tsv_fingerprint(str(sst2_dir)))
+    )

@@ -82,7 +82,7 @@ def test_hub_dataset_offline_is_named_with_the_local_alternative(hub_offline, ti
                           "--output_dir", out)  # fmt: skip
     assert str(excinfo.value) == (
         f"dataset_name: cannot load 'someone/no-such-dataset': {OFFLINE}; "
-        "set data_dir to a directory of GLUE TSVs (train.tsv, dev.tsv) instead"
+        "set train_file (CSV, TSV, JSON Lines, Parquet) or data_dir (GLUE TSVs) to use local files instead"
     )
     assert not out.exists()
 

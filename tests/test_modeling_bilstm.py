@@ -57,7 +57,7 @@ def test_defaults_follow_the_paper():
     assert (config.embedding_size, config.hidden_size, config.classifier_hidden_size) == (300, 300, 400)
     assert config.classifier_dropout == 0.15
     assert config.multichannel_filters == [2, 4, 6] and config.multichannel_channels == 64
-    assert config.id2label == {0: "negative", 1: "positive"}
+    assert config.id2label == {0: "LABEL_0", 1: "LABEL_1"}  # no task's label names baked in: the data names them
     assert config.model_type == "bilstm"
 
 
@@ -190,10 +190,18 @@ def load_without_distil(model_dir, sentences: list[str], tmp_path) -> dict:
     return out
 
 
+TREC_NAMES = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+
+
 def test_loads_with_remote_code_where_distil_is_not_installed(tmp_path):
     model_dir = tmp_path / "student"
     tokenizer = build_word_tokenizer(["a good film", "a boring , awful mess"])
-    model = tiny_model(vocab_size=len(tokenizer))
+    model = tiny_model(
+        vocab_size=len(tokenizer),
+        num_labels=len(TREC_NAMES),
+        id2label=dict(enumerate(TREC_NAMES)),
+        label2id={name: i for i, name in enumerate(TREC_NAMES)},
+    )
     model.save_pretrained(model_dir)
     tokenizer.save_pretrained(model_dir)
     inputs = tokenizer(["a good film", "boring , awful mess"], padding=True, return_tensors="pt")
@@ -204,8 +212,8 @@ def test_loads_with_remote_code_where_distil_is_not_installed(tmp_path):
     assert torch.allclose(torch.tensor(out["logits"]), expected, atol=1e-6)
     assert len(out["pipeline"]) == 2
     for prediction in out["pipeline"]:
-        assert prediction["label"] in {"negative", "positive"}
-        assert 0.5 <= prediction["score"] <= 1.0
+        assert prediction["label"] in TREC_NAMES  # the names the model was saved with, through pipeline()
+        assert 1 / len(TREC_NAMES) <= prediction["score"] <= 1.0
 
 
 @pytest.mark.parametrize("rows", ["padded", "unpadded", "one"])

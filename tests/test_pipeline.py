@@ -98,3 +98,65 @@ def test_pipeline_needs_teacher_model_without_training(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse_args(PipelineArguments, args=["--train_teacher", "false", "--output_dir", str(tmp_path)])
     assert "teacher_model is required when train_teacher is false" in capsys.readouterr().err
+
+
+def test_trec_recipe_with_the_50_fine_labels_end_to_end(tmp_path, tiny_bert_dir, monkeypatch):
+    """`configs/trec/quickstart.yaml` with `label_column: fine_label` on a slice, tiny settings: a head-less teacher
+    gets a 50-label head, and the transfer set, the student and the baseline carry the data's 50 names."""
+    from transformers import AutoTokenizer, BertModel
+
+    from .conftest import ROOT
+
+    headless = tmp_path / "headless"
+    BertModel.from_pretrained(tiny_bert_dir).save_pretrained(headless)  # a base model, like the MiniLM
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(headless)
+    monkeypatch.chdir(ROOT)  # the config's paths are relative to the repository root
+    tiny = {"max_seq_length": 32, "max_steps": 3, "save_strategy": "no", "eval_strategy": "no"}
+    student = {**tiny, "embedding_size": 16, "hidden_size": 8, "classifier_hidden_size": 8, "learning_rate": 1e-2}
+    args = [
+        "--config", "configs/trec/quickstart.yaml",
+        "--label_column", "fine_label",
+        "--output_dir", str(tmp_path / "run"),
+        "--max_train_samples", "200", "--max_eval_samples", "40", "--n_iter", "2", "--use_cpu", "true",
+        "--teacher_overrides", json.dumps({**tiny, "model_name_or_path": str(headless)}),
+        "--augment_overrides", json.dumps({"max_seq_length": 32, "num_proc": 1}),
+        "--student_overrides", json.dumps(student),
+        "--baseline_overrides", json.dumps(student),
+    ]  # fmt: skip
+    results = run_pipeline(*parse_args(PipelineArguments, args=args))
+
+    run = tmp_path / "run"
+    transfer = load_from_disk(str(run / "transfer_set"))
+    names = transfer["train"].features["label"].names
+    assert len(names) == 50 and "NUM:dist" in names and names == sorted(names)
+    assert len(transfer["train"][0]["teacher_logits"]) == 50
+    assert len(set(transfer["train"]["idx"])) == 200 and len(transfer["validation"]) == 40
+    for stage in ("teacher", "student", "baseline"):
+        config = AutoModelForSequenceClassification.from_pretrained(run / stage).config
+        assert [config.id2label[i] for i in range(config.num_labels)] == names, stage
+    assert set(results) == {"teacher", "student", "baseline"}
+    for metrics in results.values():
+        assert {"accuracy", "macro_f1", "agreement_with_teacher"} <= set(metrics)
+        assert 0.0 <= metrics["macro_f1"] <= 1.0 and metrics["eval_samples"] == 40
+    assert "| model | path | accuracy | macro-F1 | agreement with teacher |" in (run / "results.md").read_text()
+    # the baseline starts where the student started: the same tokenizer and initial embeddings
+    student_config = AutoModelForSequenceClassification.from_pretrained(run / "student").config
+    baseline_config = AutoModelForSequenceClassification.from_pretrained(run / "baseline").config
+    assert student_config.vocab_fingerprint == baseline_config.vocab_fingerprint
+    assert student_config.init_embeddings == baseline_config.init_embeddings
+
+    # cards: task text and tags from the data, not SST-2's
+    from distil.cards import student_card, teacher_card, transfer_set_card
+
+    card = student_card(str(run / "student"), "user/trec-student", results=results)
+    assert "for TREC text classification into 50 classes," in card.text and "SST-2" not in card.text
+    assert "sentiment" not in str(card.data.tags) and "trec" in card.data.tags
+    assert "| model | accuracy | macro-F1 |" in card.text
+    index = card.data.to_dict()["model-index"][0]["results"][0]
+    assert index["dataset"]["name"] == "TREC" and {m["name"] for m in index["metrics"]} == {"Accuracy", "Macro F1"}
+    assert transfer["validation"][0]["sentence"] in card.text  # the usage example is one of the task's texts
+    teacher = teacher_card(str(run / "teacher"), "user/trec-teacher", results=results)
+    assert "fine-tuned on TREC text classification into 50 classes" in teacher.text and "SST-2" not in teacher.text
+    dataset = transfer_set_card(str(run / "transfer_set"), "user/trec-transfer")
+    assert dataset.data.pretty_name == "TREC transfer set (trec-transfer)" and "SST-2" not in dataset.text
+    assert dataset.data.task_ids == ["multi-class-classification"]

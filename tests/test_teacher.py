@@ -125,7 +125,13 @@ def test_classifier_with_other_num_labels_is_refused_unless_its_head_is_replaced
 def test_base_model_or_two_label_head_always_loads():
     from transformers import BertConfig
 
-    check_head(BertConfig(architectures=["BertModel"], num_labels=3), "base")  # no head: a new one is trained
-    check_head(BertConfig(architectures=["BertForSequenceClassification"], id2label={0: "NEG", 1: "POS"}), "sst2")
+    names = ["negative", "positive"]
+    check_head(BertConfig(architectures=["BertModel"], num_labels=3), "base", names)  # no head: a new one is trained
+    check_head(BertConfig(architectures=["BertForSequenceClassification"], id2label={0: "NEG", 1: "POS"}), "s", names)
     with pytest.raises(ConfigError, match="num_labels=3"):
-        check_head(BertConfig(architectures=["BertForSequenceClassification"], num_labels=3), "mnli")
+        check_head(BertConfig(architectures=["BertForSequenceClassification"], num_labels=3), "mnli", names)
+    # six data labels: a 6-label head loads, a 2-label one is refused
+    six = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
+    check_head(BertConfig(architectures=["BertForSequenceClassification"], num_labels=6), "trec", six)
+    with pytest.raises(ConfigError, match=r"num_labels=2, the data has 6 labels \(ABBR, DESC, ENTY, HUM, LOC, NUM\)"):
+        check_head(BertConfig(architectures=["BertForSequenceClassification"], num_labels=2), "sst2", six)

