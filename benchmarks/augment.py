@@ -457,8 +457,7 @@ def write_results(r: dict, args) -> None:
         f"(`get_cpu_capability()` {m.get('torch_cpu_capability', '?')}, {m.get('torch_threads', '?')} threads); "
         f"native bf16: {m.get('native_bf16', '?')}, so `precision: {r['precision']['asked']}` resolves to "
         f"{r['precision']['resolved'].replace('torch.', '').replace('None', 'fp32')}. Python "
-        f"{platform.python_version()}. Teacher: `{r['teacher']}`. Date: "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}.",
+        f"{platform.python_version()}. Teacher: `{r['teacher']}`.",
         "",
         "```bash",
         *r["commands"],

@@ -669,7 +669,6 @@ def render_markdown(report: dict) -> str:
     lines = [
         "# Benchmark report",
         "",
-        f"- date: {report['date']}",
         f"- command: `{report['command']}`",
         f"- machine: {m['cpu_model']}, {m['cpu_cores']} cores{gpu}{flags}; torch {m['torch']}, transformers "
         f"{m['transformers']}, Python {m['python']}; "

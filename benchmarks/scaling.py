@@ -91,7 +91,7 @@ def main() -> None:
     }
     lines = [
         f"Labelling throughput of the transfer-set stage, `{report['command']}`",
-        f"({report['date']}, {report['cpu']}, {report['cores']} cores; teacher `{args.teacher}`).",
+        f"({report['cpu']}, {report['cores']} cores; teacher `{args.teacher}`).",
         "",
         "| accelerate config | rows | labelling time (s) | rows/s | vs first |",
         "|---|---:|---:|---:|---:|",

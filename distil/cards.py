@@ -229,7 +229,6 @@ def benchmark_rows(report: dict | None) -> list[dict] | None:
         "speedup": speed,
         "cpu": machine.get("cpu_model"),
         "threads": machine.get("torch_num_threads"),
-        "date": report.get("date"),
     }
 
 
@@ -412,8 +411,6 @@ def transfer_set_card(dataset_dir: str, repo_id: str, *, teacher_id: str | None 
     `DatasetDict`, to skip loading it again)."""
     from datasets import load_from_disk
 
-    from distil.augment import AugmentationArguments
-
     splits = splits if splits is not None else load_from_disk(dataset_dir)
     record = run_args(dataset_dir)
     transfer_args = record.get("TransferSetArguments", {})
@@ -421,7 +418,7 @@ def transfer_set_card(dataset_dir: str, repo_id: str, *, teacher_id: str | None 
     data_args = record.get("DataArguments", {})
     teacher_name = transfer_args.get("teacher_model")
     teacher_id = teacher_id or hub_id_of(teacher_name, "model")
-    help_text = {f.name: f.metadata.get("help", "") for f in AugmentationArguments.__dataclass_fields__.values()}
+    help_text = record.get("help", {}).get("AugmentationArguments", {})  # recorded by the stage
     features = next(iter(splits.values())).features
     task = task_of(data_args, features["label"].names if hasattr(features.get("label"), "names") else [])
     total = sum(len(ds) for ds in splits.values())
@@ -451,7 +448,7 @@ def transfer_set_card(dataset_dir: str, repo_id: str, *, teacher_id: str | None 
         augmented=not transfer_args.get("no_augment"),
         splits=[(name, len(ds)) for name, ds in splits.items()],
         columns=[(name, feature_type(feature), columns(task).get(name, "")) for name, feature in features.items()],
-        augmentation=[(k, rules[k], help_text.get(k, "")) for k in help_text if k in rules]
+        augmentation=[(k, v, help_text.get(k, "")) for k, v in rules.items()]
         + [(k, v, f"Only the first N {task.name} train sentences were used.") for k, v in cap],
         command=record.get("command"),
     )

@@ -1,13 +1,17 @@
-"""Resolving model names: Hub ids, local directories, and weights shipped inside pip packages; and turning a model or
-dataset that cannot be loaded into one line naming the field that gave it (`load_errors`)."""
+"""Resolving model names: Hub ids, local directories, and weights shipped inside pip packages; turning a model or
+dataset that cannot be loaded into one line naming the field that gave it (`load_errors`); and the push settings
+(`HubArguments`), which publishing (`distil.push`) reads. Nothing here talks to the Hub."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib.util
 import os
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from distil.errors import InputError
+from distil.errors import ConfigError, InputError
 
 PKG_SCHEME = "pkg://"
 
@@ -87,3 +91,52 @@ def load_errors(field: str, name: str, hint: str | None = None):
         raise
     except (OSError, ValueError) as e:
         raise load_error(field, name, e, hint) from None
+
+
+@dataclass
+class HubArguments:
+    """Where the pipeline pushes its outputs (the names are those of `TrainingArguments`'s Hub settings)."""
+
+    push_to_hub: bool = field(
+        default=False,
+        metadata={"help": "Push the transfer set, the student (and the teacher with `hub_teacher_id`) with cards."},
+    )
+    hub_model_id: str | None = field(
+        default=None, metadata={"help": "Hub repo of the student (`namespace/name`, e.g. `me/bilstm-sst2`)."}
+    )
+    hub_dataset_id: str | None = field(
+        default=None, metadata={"help": "Hub dataset repo of the transfer set (e.g. `me/sst2-transfer-set`)."}
+    )
+    hub_teacher_id: str | None = field(
+        default=None, metadata={"help": "Also push the teacher to this Hub repo (unset: the teacher is not pushed)."}
+    )
+    hub_private_repo: bool | None = field(
+        default=None,
+        metadata={"help": "Create the repos private (unset: the namespace's default). Existing repos keep theirs."},
+    )
+    hub_token: str | None = field(
+        default=None, repr=False, metadata={"help": "Hub token (unset: HF_TOKEN, or the token of `hf auth login`)."}
+    )
+    benchmark_report: str | None = field(
+        default=None,
+        metadata={
+            "help": "`report.json` of `benchmarks/report.py` for this run's teacher and student: its CPU latency and "
+            "throughput go into the student's card (left out when it measured another student folder)."
+        },
+    )
+
+    def require(self, *names: str) -> None:
+        """ConfigError naming the first of `names` that is unset while `push_to_hub` is on."""
+        for name in names:
+            if self.push_to_hub and not getattr(self, name):
+                raise ConfigError(f"{name}: required with --push_to_hub")
+
+    @classmethod
+    def of(cls, stage_args) -> HubArguments:
+        """The push settings among a stage's arguments: `TrainingArguments` (the model goes to `hub_model_id`,
+        default: the output folder's name) or `TransferSetArguments` (the transfer set goes to `hub_dataset_id`)."""
+        names = [f.name for f in dataclasses.fields(cls) if hasattr(stage_args, f.name)]
+        hub = cls(**{name: getattr(stage_args, name) for name in names})
+        if hub.push_to_hub and "hub_model_id" in names and not hub.hub_model_id:
+            hub.hub_model_id = Path(stage_args.output_dir).absolute().name
+        return hub

@@ -2,20 +2,35 @@
 
 `run_pipeline` builds each stage's argument dataclasses from the stage's YAML config, the pipeline's shared settings
 and the stage's overrides (`stage_arguments`), then calls the stage functions (`distil.teacher.train_teacher`,
-`distil.transfer_set.build_transfer_set`, `distil.student.train_student`) with them.
+`distil.transfer_set.build_transfer_set`, `distil.student.train_student`) with them. It pushes nothing: publishing
+(`distil.push`) runs after it, with the Hub settings of `PipelineArguments` (`recipes/distil.py`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 from dataclasses import dataclass, field
 
+import numpy as np
 import yaml
+from transformers import AutoConfig, TrainingArguments, set_seed
 
-from distil.push import HubArguments, create_repos, push_run
+from distil.augment import AugmentationArguments
+from distil.configs import DataArguments, load_yaml_config, parse_mapping, yaml_error
+from distil.data import LABEL_COLUMN, load_data_from_args
+from distil.distributed import is_main_process, wait_for_everyone
+from distil.hub import HubArguments, resolve_model_path
+from distil.labeling import label_with_teacher
+from distil.labels import label_order
+from distil.metrics import agreement, classification_metrics
 from distil.stage import StageArguments
+from distil.student import StudentArguments, train_student
+from distil.teacher import TeacherArguments, train_teacher
+from distil.transfer_set import TransferSetArguments, build_transfer_set
+from distil.utils import atomic_write
 
 STAGE_CONFIG_FIELDS = {
     "teacher": "teacher_config",
@@ -116,8 +131,6 @@ class PipelineArguments(HubArguments, StageArguments):
                 try:
                     value = yaml.safe_load(value)
                 except yaml.YAMLError as e:
-                    from distil.configs import yaml_error
-
                     raise yaml_error(name, e) from None
             if value is not None and not isinstance(value, dict):
                 raise ValueError(f"{name} must be a mapping of argument names to values, got {value!r}")
@@ -130,12 +143,18 @@ class PipelineArguments(HubArguments, StageArguments):
         names = ("teacher", "transfer_set", "student") + (("baseline",) if self.baseline_config else ())
         return {name: os.path.join(self.output_dir, name) for name in names}
 
+    def teacher(self) -> str:
+        """The teacher the transfer set is labelled with: the one trained here, or `teacher_model`."""
+        return self.stage_dirs()["teacher"] if self.train_teacher else self.teacher_model
+
+    def local_teacher(self) -> str | None:
+        """The teacher's local folder (trained here, or a folder given), or None (a Hub id or `pkg://`)."""
+        return self.teacher() if self.train_teacher or os.path.isdir(self.teacher()) else None
+
 
 def stage_arguments(pipe: PipelineArguments, stage: str, output_dir: str, **extra) -> tuple:
     """One stage's argument dataclasses: its YAML config, then the pipeline's shared settings, then `extra`, then the
     stage's overrides (each later layer wins). A key no dataclass of the stage knows is an error naming its source."""
-    from distil.configs import load_yaml_config, parse_mapping
-
     config_path = getattr(pipe, STAGE_CONFIG_FIELDS[stage])
     dataclass_types = stage_dataclasses(stage)
     shared = {
@@ -145,7 +164,7 @@ def stage_arguments(pipe: PipelineArguments, stage: str, output_dir: str, **extr
         "use_cpu": pipe.use_cpu or None,
         "on_stale": pipe.on_stale,
         "overwrite_output_dir": pipe.overwrite_output_dir or None,
-        "push_to_hub": False,  # the pipeline pushes the outputs itself (`push_run`), each once
+        "push_to_hub": False,  # the stages' own push settings are off: publishing pushes the run once
     }
     known = {f.name for dtype in dataclass_types for f in dataclasses.fields(dtype)}
     shared = {k: v for k, v in shared.items() if v is not None and k in known}
@@ -159,15 +178,6 @@ def stage_arguments(pipe: PipelineArguments, stage: str, output_dir: str, **extr
 
 def stage_dataclasses(stage: str) -> tuple:
     """The argument dataclasses of `stage` (`teacher`, `augment`, `student`), in the order its entry function takes."""
-    from transformers import TrainingArguments
-
-    from distil.augment import AugmentationArguments
-    from distil.configs import DataArguments
-    from distil.stage import StageArguments
-    from distil.student import StudentArguments
-    from distil.teacher import TeacherArguments
-    from distil.transfer_set import TransferSetArguments
-
     return {
         "teacher": (TeacherArguments, DataArguments, TrainingArguments, StageArguments),
         "augment": (TransferSetArguments, AugmentationArguments, DataArguments, StageArguments),
@@ -176,38 +186,39 @@ def stage_dataclasses(stage: str) -> tuple:
     }[stage]
 
 
-def run_pipeline(pipe: PipelineArguments, command: str | None = None) -> dict[str, dict[str, float]]:
-    """Teacher -> transfer set -> student, then the teacher-vs-student report and the push.
-
-    Every stage's arguments are built and checked before any stage runs. Each stage skips itself when its output
-    was built from the same settings and inputs, and rebuilds it (or stops, `on_stale: error`) when not; a rebuilt
-    stage changes the inputs of the stages after it, so they are rebuilt too. The main process writes the report and
-    pushes; the others wait and return the same results.
-    """
-    from transformers import set_seed
-
-    from distil.data import load_data_from_args
-    from distil.distributed import is_main_process, wait_for_everyone
-    from distil.student import train_student
-    from distil.teacher import train_teacher
-    from distil.transfer_set import build_transfer_set
-
-    set_seed(pipe.seed)
-    dirs = pipe.stage_dirs()
-    teacher = dirs["teacher"] if pipe.train_teacher else pipe.teacher_model
-    teacher_args = stage_arguments(pipe, "teacher", dirs["teacher"]) if pipe.train_teacher else None
-    transfer_args = stage_arguments(pipe, "augment", dirs["transfer_set"], teacher_model=teacher)
-    student_args = stage_arguments(
-        pipe, "student", dirs["student"], transfer_set=dirs["transfer_set"], teacher_model=teacher
-    )
-    baseline_args = None
-    if pipe.baseline_config:  # the student's start (tokenizer, embeddings from the teacher), gold labels only
-        baseline_args = stage_arguments(
+def stage_plan(pipe: PipelineArguments) -> dict[str, tuple | None]:
+    """Every stage's arguments (`teacher` is None when the teacher is given), built and checked: a bad config or
+    override fails here, before any stage runs."""
+    dirs, teacher = pipe.stage_dirs(), pipe.teacher()
+    return {
+        "teacher": stage_arguments(pipe, "teacher", dirs["teacher"]) if pipe.train_teacher else None,
+        "augment": stage_arguments(pipe, "augment", dirs["transfer_set"], teacher_model=teacher),
+        "student": stage_arguments(
+            pipe, "student", dirs["student"], transfer_set=dirs["transfer_set"], teacher_model=teacher
+        ),
+        # the student's start (tokenizer, embeddings from the teacher), gold labels only
+        "baseline": stage_arguments(
             pipe, "baseline", dirs["baseline"], transfer_set=None, loss="ce", teacher_model=teacher,
             tokenizer_name_or_path=dirs["student"],
-        )  # fmt: skip
-    local_teacher = teacher if pipe.train_teacher or os.path.isdir(teacher) else None
-    create_repos(pipe, teacher_dir=local_teacher)  # a wrong token or an unreachable Hub fails before any stage
+        ) if pipe.baseline_config else None,
+    }  # fmt: skip
+
+
+def run_pipeline(
+    pipe: PipelineArguments, command: str | None = None, plan: dict[str, tuple | None] | None = None
+) -> dict[str, dict[str, float]]:
+    """Teacher -> transfer set -> student, then the teacher-vs-student report.
+
+    Every stage's arguments are built and checked before any stage runs (`plan`: from `stage_plan`, when the caller
+    built them already). Each stage skips itself when its output was built from the same settings and inputs, and
+    rebuilds it (or stops, `on_stale: error`) when not; a rebuilt stage changes the inputs of the stages after it, so
+    they are rebuilt too. The main process writes the report; the others wait and return the same results.
+    """
+    set_seed(pipe.seed)
+    dirs, teacher = pipe.stage_dirs(), pipe.teacher()
+    plan = plan or stage_plan(pipe)
+    teacher_args, transfer_args, student_args = plan["teacher"], plan["augment"], plan["student"]
+    baseline_args = plan.get("baseline")
 
     # Teacher
     if teacher_args is not None:
@@ -231,33 +242,12 @@ def run_pipeline(pipe: PipelineArguments, command: str | None = None) -> dict[st
         write_report(pipe.output_dir, results)
     wait_for_everyone()
     with open(report, encoding="utf-8") as f:
-        results = json.load(f)
-
-    # Push (main process): the transfer set, the teacher with hub_teacher_id, the student
-    push_run(
-        pipe,
-        student_dir=dirs["student"],
-        transfer_set_dir=dirs["transfer_set"],
-        teacher_dir=local_teacher,
-        results=results,
-        retry="run the same command again (finished stages are skipped: it evaluates and pushes)",
-    )
-    wait_for_everyone()
-    return results
+        return json.load(f)
 
 
 def evaluate_models(pipe: PipelineArguments, validation, models: dict[str, str]) -> dict[str, dict[str, float]]:
     """Accuracy, F1 (binary for two labels, macro for more) of each model on `validation`, and its agreement with
     the first model (the teacher). Each model's logits are put in the data's label order, matched by name."""
-    import numpy as np
-    from transformers import AutoConfig
-
-    from distil.data import LABEL_COLUMN
-    from distil.hub import resolve_model_path
-    from distil.labeling import label_with_teacher
-    from distil.labels import label_order
-    from distil.metrics import agreement, classification_metrics
-
     names = list(validation.features[LABEL_COLUMN].names)
     references = np.asarray(validation[LABEL_COLUMN])
     results, reference_predictions = {}, None
@@ -296,10 +286,6 @@ def results_table(results: dict[str, dict[str, float]]) -> str:
 
 def write_report(output_dir: str, results: dict[str, dict[str, float]]) -> None:
     """`results.md`, then `all_results.json` under `output_dir` (each written to a temp file, then renamed)."""
-    import logging
-
-    from distil.utils import atomic_write
-
     for name, text in (
         ("results.md", results_table(results)),
         ("all_results.json", json.dumps(results, indent=2, sort_keys=True)),

@@ -1,19 +1,21 @@
-"""Pushing to the Hub: one set of settings, the one place that talks to the Hub, and one kind of error.
+"""Publishing: the one step that talks to the Hub, run after the stages, with one set of settings and one kind of
+error.
+
+The stages compute and save; they never push. The recipes and the pipeline call `create_repos` before any work (so a
+wrong token or an unreachable Hub fails before anything runs) and `publish` after the stages. On the main process,
+`publish` pushes each output it is given once:
+- a model folder (weights, config, tokenizer, the BiLSTM's code, `run_args.json`, `all_results.json`) and its card in
+  one commit, with `HfApi.upload_folder(..., delete_patterns="*")`: the repo then mirrors the folder (files the folder
+  no longer has are deleted, so a re-push never leaves stale shards);
+- a transfer set with `DatasetDict.push_to_hub` (Parquet shards under `data/`, old shards replaced), then its card.
+An unchanged file is not uploaded again, and a re-push of an unchanged output makes no commit. Pushing only reads the
+outputs.
 
 The settings have the same names everywhere, those of `transformers.TrainingArguments`:
 - `push_to_hub`, `hub_model_id` (the student, or a trainer stage's model), `hub_private_repo`, and `hub_token`
   (unset: `HF_TOKEN` or the token of `hf auth login`), which the trainer recipes get from `TrainingArguments`;
-- `hub_dataset_id` (the transfer set), which `recipes/augment.py` adds;
+- `hub_dataset_id` (the transfer set), which `recipes/augment.py` gets from `TransferSetArguments`;
 - `hub_teacher_id` (optional) and `benchmark_report`, which the pipeline adds (`HubArguments`).
-
-What is pushed: a model folder (weights, config, tokenizer, the BiLSTM's code, `run_args.json`, `all_results.json`)
-and its card in one commit, the repo mirroring the folder (files the folder no longer has are deleted, so a re-push
-never leaves stale shards); a transfer set with `DatasetDict.push_to_hub` (Parquet shards under `data/`, old shards
-replaced), then its card. An unchanged file is not uploaded again, and a re-push of an unchanged output makes no
-commit. Only the main process pushes, each output once: the trainer stages hold the `Trainer`'s own pushes
-(`hold_trainer_push`: no repo creation at start, no pushes at checkpoints or in `save_model`) and push the final
-output here. Repos are created before any work (`create_repos`), so a wrong token or an unreachable Hub fails
-early.
 
 A failed push raises `PushError`, one line saying what failed, why, that the local files are intact, and how to retry;
 the recipes print it as `prog: error: ...` and exit non-zero.
@@ -21,20 +23,25 @@ the recipes print it as `prog: error: ...` and exit non-zero.
     python -m distil.push --model_dir outputs/student --hub_model_id me/bilstm-sst2 \\
         --dataset_dir outputs/transfer-set --hub_dataset_id me/sst2-transfer-set
 
-pushes existing outputs (this is what a failed stage push tells you to run).
+pushes existing outputs (this is what a failed push tells you to run).
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import logging
 import os
 import shlex
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from distil.distributed import is_main_process
+from distil.cards import load_benchmark, model_card, transfer_set_card
+from distil.configs import parse_args, run_recipe
+from distil.distributed import is_main_process, wait_for_everyone
 from distil.errors import ConfigError, InputError
+from distil.hub import HubArguments
 
 logger = logging.getLogger("distil")
 
@@ -45,45 +52,6 @@ IGNORE_PATTERNS = ("checkpoint-*", ".*", "*.tmp", "*.tmp-*", "runs", "training_a
 
 class PushError(InputError):
     """A push to the Hub that failed; the message says what, why, and how to retry."""
-
-
-@dataclass
-class HubArguments:
-    """Where the pipeline pushes its outputs (the names are those of `TrainingArguments`'s Hub settings)."""
-
-    push_to_hub: bool = field(
-        default=False,
-        metadata={"help": "Push the transfer set, the student (and the teacher with `hub_teacher_id`) with cards."},
-    )
-    hub_model_id: str | None = field(
-        default=None, metadata={"help": "Hub repo of the student (`namespace/name`, e.g. `me/bilstm-sst2`)."}
-    )
-    hub_dataset_id: str | None = field(
-        default=None, metadata={"help": "Hub dataset repo of the transfer set (e.g. `me/sst2-transfer-set`)."}
-    )
-    hub_teacher_id: str | None = field(
-        default=None, metadata={"help": "Also push the teacher to this Hub repo (unset: the teacher is not pushed)."}
-    )
-    hub_private_repo: bool | None = field(
-        default=None,
-        metadata={"help": "Create the repos private (unset: the namespace's default). Existing repos keep theirs."},
-    )
-    hub_token: str | None = field(
-        default=None, repr=False, metadata={"help": "Hub token (unset: HF_TOKEN, or the token of `hf auth login`)."}
-    )
-    benchmark_report: str | None = field(
-        default=None,
-        metadata={
-            "help": "`report.json` of `benchmarks/report.py` for this run's teacher and student: its CPU latency and "
-            "throughput go into the student's card (left out when it measured another student folder)."
-        },
-    )
-
-    def require(self, *names: str) -> None:
-        """ConfigError naming the first of `names` that is unset while `push_to_hub` is on."""
-        for name in names:
-            if self.push_to_hub and not getattr(self, name):
-                raise ConfigError(f"{name}: required with --push_to_hub")
 
 
 # ---------------------------------------------------------------- errors
@@ -115,14 +83,21 @@ def describe(error: BaseException) -> str:
     return f"{name}: {text[:300]}" if text else name
 
 
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP client's own error class: `httpx2.HTTPError` under huggingface_hub 2.x, `httpx.HTTPError` under 1.x
+    (HTTP status errors are `HfHubHTTPError`, an `OSError`; connection errors are only the client's)."""
+    for client in ("httpx2", "httpx"):
+        with contextlib.suppress(ImportError):
+            return (importlib.import_module(client).HTTPError,)
+    return ()
+
+
 @contextlib.contextmanager
 def hub_call(what: str, local: str | None, retry: str | None):
     """Turn a failed Hub call into one `PushError` line."""
-    import httpx2
-
     try:
         yield
-    except (httpx2.HTTPError, OSError, ValueError) as e:
+    except (*transport_errors(), OSError, ValueError) as e:
         kept = f" {local} is intact." if local else ""
         hint = f" To retry: {retry}." if retry else ""
         raise PushError(f"push_to_hub: {what} at {endpoint()} failed: {describe(e)}.{kept}{hint}") from e
@@ -168,10 +143,10 @@ def push_model(
     **card_info,
 ) -> str:
     """Push a model folder and its card (`distil.cards.model_card(model_dir, repo_id, **card_info)`) in one commit;
-    the repo then holds exactly the folder's files. Returns the commit URL."""
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
+    the repo then holds exactly the folder's files. Returns the commit URL.
 
-    from distil.cards import model_card
+    `upload_folder` reads a view of the folder (links to its files, and the card), so nothing is written into it."""
+    from huggingface_hub import HfApi
 
     retry = retry or retry_command(model_dir=model_dir, hub_model_id=repo_id)
     files = folder_files(model_dir)
@@ -179,15 +154,18 @@ def push_model(
         raise ConfigError(f"{model_dir}: no config.json; not a saved model folder")
     repo_id = create_repo(repo_id, "model", token=token, private=private, retry=retry)
     card = model_card(model_dir, repo_id, **card_info)
-    api = HfApi(token=token)
-    with hub_call(f"pushing {model_dir} to model repo {repo_id}", model_dir, retry):  # create_commit checks the card
-        remote = api.list_repo_files(repo_id)
-        operations = [
-            CommitOperationDelete(p) for p in remote if p not in files and p not in (".gitattributes", "README.md")
-        ]
-        operations += [CommitOperationAdd(path_in_repo=p, path_or_fileobj=local) for p, local in files.items()]
-        operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode()))
-        commit = api.create_commit(repo_id, operations=operations, commit_message=f"Upload {Path(model_dir).name}")
+    with tempfile.TemporaryDirectory(prefix="distil-push-") as view:
+        for rel, local in files.items():
+            os.makedirs(os.path.dirname(os.path.join(view, rel)), exist_ok=True)
+            os.symlink(os.path.abspath(local), os.path.join(view, rel))
+        Path(view, "README.md").write_text(str(card), encoding="utf-8")
+        with hub_call(f"pushing {model_dir} to model repo {repo_id}", model_dir, retry):  # the card is checked too
+            commit = HfApi(token=token).upload_folder(
+                repo_id=repo_id,
+                folder_path=view,
+                delete_patterns="*",  # the repo mirrors the folder (`.gitattributes` stays)
+                commit_message=f"Upload {Path(model_dir).name}",
+            )
     logger.info("Pushed %s to %s", model_dir, commit.commit_url)
     return commit.commit_url
 
@@ -206,8 +184,6 @@ def push_transfer_set(
     from datasets import load_from_disk
     from huggingface_hub import DatasetCard
 
-    from distil.cards import transfer_set_card
-
     retry = retry or retry_command(dataset_dir=dataset_dir, hub_dataset_id=repo_id)
     splits = load_from_disk(dataset_dir)
     repo_id = create_repo(repo_id, "dataset", token=token, private=private, retry=retry)
@@ -224,32 +200,13 @@ def push_transfer_set(
     return repo_id
 
 
-# ---------------------------------------------------------------- what the stages and the pipeline call
-
-
-def hold_trainer_push(training_args) -> HubArguments | None:
-    """A trainer stage's push settings (its `TrainingArguments`), with the `Trainer`'s own pushing held off: the
-    `Trainer` then creates no repo at start, pushes nothing at checkpoints, and `save_model` does not push, so
-    `finish_training` pushes the final output once (`push_model`). Creates the repo now, on the main process, so a
-    wrong token or an unreachable Hub fails before training. Call it before building the `Trainer`."""
-    if not training_args.push_to_hub:
-        return None
-    hub = HubArguments(
-        push_to_hub=True,
-        hub_model_id=training_args.hub_model_id or Path(training_args.output_dir).absolute().name,
-        hub_private_repo=training_args.hub_private_repo,
-        hub_token=training_args.hub_token,
-    )
-    training_args.push_to_hub = False  # restored by `finish_training` before it records the run's arguments
-    if is_main_process():
-        retry = retry_command(model_dir=training_args.output_dir, hub_model_id=hub.hub_model_id)
-        create_repo(hub.hub_model_id, "model", token=hub.hub_token, private=hub.hub_private_repo, retry=retry)
-    return hub
+# ---------------------------------------------------------------- what the recipes and the pipeline call
 
 
 def create_repos(hub: HubArguments, *, teacher_dir: str | None = None) -> None:
-    """Create the pipeline's repos before any stage runs (main process only). `teacher_dir`: the teacher's local
-    folder (or the one it will be trained into); None when the teacher is not local, which `hub_teacher_id` refuses."""
+    """Create the repos of `hub` before any work (main process only), so a wrong token or an unreachable Hub fails
+    first. `teacher_dir`: the teacher's local folder (or the one it will be trained into); None when the teacher is
+    not local, which `hub_teacher_id` refuses."""
     if not hub.push_to_hub:
         return
     if hub.hub_teacher_id and teacher_dir is None:
@@ -265,21 +222,28 @@ def create_repos(hub: HubArguments, *, teacher_dir: str | None = None) -> None:
             create_repo(repo_id, repo_type, token=hub.hub_token, private=hub.hub_private_repo)
 
 
-def push_run(
+def publish(
     hub: HubArguments,
     *,
-    student_dir: str | None = None,
+    model_dir: str | None = None,
     transfer_set_dir: str | None = None,
     teacher_dir: str | None = None,
     results: dict | None = None,
     retry: str | None = None,
 ) -> None:
-    """Push a run's outputs (main process only): the transfer set, the teacher (with `hub_teacher_id`), then the
-    student, whose card links both. `results`: the pipeline's teacher-vs-student evaluation, for the cards."""
-    if not hub.push_to_hub or not is_main_process():
+    """Push a run's outputs, each once, on the main process: the transfer set (to `hub_dataset_id`), the teacher
+    (with `hub_teacher_id`), then the model (to `hub_model_id`: the student, or a trainer stage's model), whose card
+    links the other two. `results`: the pipeline's teacher-vs-student evaluation, for the cards. Every process calls
+    it; the others wait for the main one."""
+    if not hub.push_to_hub:
         return
-    from distil.cards import load_benchmark
+    if is_main_process():
+        push_outputs(hub, model_dir, transfer_set_dir, teacher_dir, results, retry)
+    wait_for_everyone()
 
+
+def push_outputs(hub: HubArguments, model_dir, transfer_set_dir, teacher_dir, results, retry) -> None:
+    """`publish`'s pushes, on the main process."""
     common = dict(token=hub.hub_token, private=hub.hub_private_repo)
     if transfer_set_dir:
         retry_here = retry or retry_command(dataset_dir=transfer_set_dir, hub_dataset_id=hub.hub_dataset_id)
@@ -292,18 +256,46 @@ def push_run(
             teacher_dir, hub.hub_teacher_id, transfer_set_id=hub.hub_dataset_id, results=results, retry=retry_here,
             **common,
         )  # fmt: skip
-    if student_dir:
-        retry_here = retry or retry_command(model_dir=student_dir, hub_model_id=hub.hub_model_id)
+    if model_dir:
+        retry_here = retry or retry_command(model_dir=model_dir, hub_model_id=hub.hub_model_id)
         push_model(
-            student_dir,
+            model_dir,
             hub.hub_model_id,
             teacher_id=hub.hub_teacher_id,
             transfer_set_id=hub.hub_dataset_id if transfer_set_dir else None,
             results=results,
-            benchmark=load_benchmark(hub.benchmark_report, student_dir),
+            benchmark=load_benchmark(hub.benchmark_report, model_dir),
             retry=retry_here,
             **common,
         )
+
+
+def published(stage, stage_args: tuple, **kwargs):
+    """A stage recipe's run with publishing around it: create the repos of the stage's push settings
+    (`HubArguments.of` its `TrainingArguments` or `TransferSetArguments`), run `stage(*stage_args, **kwargs)`, then
+    publish its output folder (a model to `hub_model_id`, a transfer set to `hub_dataset_id`). Returns the stage's
+    result."""
+    settings = next(args for args in stage_args if hasattr(args, "push_to_hub"))
+    hub = HubArguments.of(settings)
+    create_repos(hub)
+    result = stage(*stage_args, **kwargs)
+    output = "model_dir" if hasattr(settings, "hub_model_id") else "transfer_set_dir"
+    publish(hub, **{output: settings.output_dir})
+    return result
+
+
+def publish_run(pipe, results: dict) -> None:
+    """Publish a pipeline run (`distil.pipeline.PipelineArguments`, after `run_pipeline` returned `results`): the
+    transfer set, the teacher with `hub_teacher_id`, and the student."""
+    dirs = pipe.stage_dirs()
+    publish(
+        pipe,
+        model_dir=dirs["student"],
+        transfer_set_dir=dirs["transfer_set"],
+        teacher_dir=pipe.local_teacher(),
+        results=results,
+        retry="run the same command again (finished stages are skipped: it evaluates and pushes)",
+    )
 
 
 # ---------------------------------------------------------------- python -m distil.push
@@ -335,18 +327,14 @@ class PushArguments(HubArguments):
 
 
 def main(args: list[str] | None = None) -> None:
-    from distil.configs import parse_args
-
     (push_args,) = parse_args(PushArguments, args=args)
-    push_run(
+    publish(
         push_args,
-        student_dir=push_args.model_dir,
+        model_dir=push_args.model_dir,
         transfer_set_dir=push_args.dataset_dir,
         teacher_dir=push_args.teacher_dir,
     )
 
 
 if __name__ == "__main__":
-    from distil.configs import run_recipe
-
     run_recipe(main, "python -m distil.push")

@@ -1,9 +1,9 @@
-"""What the stages share: their record of what they were built from, when they are done, and the trainer tail.
+"""What the stages share: skipping, resuming or rebuilding an output from its record, and the trainer tail.
 
-Every stage writes `stage.json` into its output folder: the stage's settings, the fingerprints of its inputs (data
-files, teacher, transfer set) and the package version, hashed into a signature, and its status. A trainer stage
-writes it with `status: running` before training, so checkpoints in the folder are known to belong to that signature,
-and rewrites it with `status: done` after every other artefact is in place. The transfer set is built in a temporary
+Every stage writes `stage.json` into its output folder (`distil.records`): the stage's settings, the fingerprints of
+its inputs (data files, teacher, transfer set) and the package version, hashed into a signature, and its status. A
+trainer stage writes it with `status: running` before training, so checkpoints in the folder are known to belong to
+that signature, and rewrites it with `status: done` after every other artefact is in place. The transfer set is built in a temporary
 folder and swapped in whole, with `stage.json` written last inside it.
 
 A re-run reads the record: the same signature and `done` skips the stage; a different signature rebuilds it (the
@@ -13,6 +13,7 @@ default, `on_stale: rebuild`) or stops with one line naming what changed (`on_st
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -156,10 +157,18 @@ def move_into(src_dir: str, dst_dir: str) -> None:
     os.rmdir(src_dir)
 
 
-def finish_training(trainer, eval_dataset, metrics: dict[str, float], output: StageOutput, *arg_objects, hub=None):
+def trainer_arguments(training_args):
+    """The `TrainingArguments` a stage's `Trainer` runs with: the same settings, with pushing off. A stage computes
+    and saves; publishing (`distil.push.publish`) pushes its output once, after it. The stage records the arguments
+    as given (`run_args.json`)."""
+    args = copy.copy(training_args)
+    args.push_to_hub = False
+    return args
+
+
+def finish_training(trainer, eval_dataset, metrics: dict[str, float], output: StageOutput, *arg_objects):
     """The tail of a trainer stage: evaluate on `eval_dataset`, then write the weights and tokenizer (saved into a
-    temporary sibling and renamed into place), `run_args.json` and `all_results.json`, and `stage.json` as done last;
-    then push once, with a card, from the main process (`hub` is what `distil.push.hold_trainer_push` returned).
+    temporary sibling and renamed into place), `run_args.json` and `all_results.json`, and `stage.json` as done last.
 
     Returns `metrics` with `eval_*`, `eval_perplexity` and `eval_samples` added. Every process calls it; the main
     process writes, and everyone leaves together.
@@ -176,8 +185,6 @@ def finish_training(trainer, eval_dataset, metrics: dict[str, float], output: St
         shutil.rmtree(staging)
     wait_for_everyone()
     trainer.save_model(staging)
-    if hub is not None:
-        trainer.args.push_to_hub = True  # held off while the Trainer ran; recorded as the user asked
     if trainer.is_world_process_zero():
         move_into(staging, output_dir)
         save_run_args(output_dir, *arg_objects)
@@ -185,22 +192,7 @@ def finish_training(trainer, eval_dataset, metrics: dict[str, float], output: St
         output.mark_done()
         logger.info("Saved %s to %s", output.name, output_dir)
     wait_for_everyone()
-
-    if hub is not None and trainer.is_world_process_zero():
-        from distil.push import push_model
-
-        push_model(output_dir, hub.hub_model_id, token=hub.hub_token, private=hub.hub_private_repo)
     return metrics
-
-
-def push_finished(training_args) -> None:
-    """A finished trainer stage that is skipped still pushes when asked (a re-run after a failed push retries it)."""
-    from distil.push import hold_trainer_push, push_model
-
-    hub = hold_trainer_push(training_args)
-    if hub is not None and is_main_process():
-        push_model(training_args.output_dir, hub.hub_model_id, token=hub.hub_token, private=hub.hub_private_repo)
-    wait_for_everyone()
 
 
 def read_metrics(output_dir: str) -> dict[str, float]:

@@ -20,7 +20,6 @@ from distil.data import TEXT_COLUMN, data_fingerprint, label_names_of, load_data
 from distil.embeddings import AUTO_EMBEDDING_INIT, initial_embeddings, set_input_embeddings
 from distil.errors import ConfigError
 from distil.modeling_bilstm import BiLSTMConfig, BiLSTMForSequenceClassification
-from distil.push import hold_trainer_push
 from distil.records import (
     Signature,
     array_fingerprint,
@@ -30,7 +29,7 @@ from distil.records import (
     model_fingerprint,
     settings_of,
 )
-from distil.stage import StageArguments, StageOutput, finish_training, log_precision, push_finished, read_metrics
+from distil.stage import StageArguments, StageOutput, finish_training, log_precision, read_metrics, trainer_arguments
 from distil.tokenization import MASK_TOKEN, student_tokenizer
 from distil.trainer import DistillationTrainer
 from distil.transfer_data import load_transfer_set
@@ -92,7 +91,7 @@ class StudentArguments:
         metadata={
             "help": "Initial embeddings: `word_vectors` (from `word_vectors`), `teacher` (the teacher's input "
             "embeddings; averaged over WordPieces for a word-level vocabulary), `random`, or `auto`: "
-            f"`word_vectors` when a file is given, else `{AUTO_EMBEDDING_INIT}` (the best measured on SST-2 dev).",
+            f"`word_vectors` when a file is given, else `{AUTO_EMBEDDING_INIT}` (the best offline choice on SST-2 dev: results/README.md).",
             "choices": ["auto", "word_vectors", "teacher", "random"],
         },
     )
@@ -226,7 +225,6 @@ def train_student(
         training_args.output_dir, student_signature(student_args, data_args, training_args), stage_args
     )
     if output.check():
-        push_finished(training_args)
         return read_metrics(training_args.output_dir)
 
     # `eval_strategy` other than "no" turns `do_eval` on, so only `--do_eval` alone (no eval_strategy) means eval-only.
@@ -313,12 +311,11 @@ def train_student(
         loss_type,
     )
 
-    # Train (the Trainer's own pushes held: `finish_training` pushes once)
-    hub = hold_trainer_push(training_args)
+    # Train
     output.start()
     trainer = DistillationTrainer(
         model=model,
-        args=training_args,
+        args=trainer_arguments(training_args),
         train_dataset=splits["train"],
         eval_dataset=splits["validation"],
         processing_class=tokenizer,
@@ -332,15 +329,5 @@ def train_student(
         metrics.update(train_result.metrics)
         metrics["train_samples"] = len(splits["train"])
 
-    # Evaluate, save (the model's code travels with it: loads with trust_remote_code where distil is not installed),
-    # push
-    return finish_training(
-        trainer,
-        splits["validation"],
-        metrics,
-        output,
-        student_args,
-        data_args,
-        training_args,
-        hub=hub,
-    )
+    # Evaluate, save (the model's code travels with it: loads with trust_remote_code where distil is not installed)
+    return finish_training(trainer, splits["validation"], metrics, output, student_args, data_args, training_args)

@@ -24,9 +24,8 @@ from distil.data import data_fingerprint, label_names_of, load_data_from_args, t
 from distil.errors import ConfigError
 from distil.hub import load_errors, resolve_model_path
 from distil.metrics import compute_classification_metrics
-from distil.push import hold_trainer_push
 from distil.records import Signature, model_fingerprint, settings_of
-from distil.stage import StageArguments, StageOutput, finish_training, log_precision, push_finished, read_metrics
+from distil.stage import StageArguments, StageOutput, finish_training, log_precision, read_metrics, trainer_arguments
 from distil.utils import setup_training_logging
 
 logger = logging.getLogger("distil")
@@ -114,7 +113,6 @@ def train_teacher(
         training_args.output_dir, teacher_signature(teacher_args, data_args, training_args), stage_args
     )
     if output.check():
-        push_finished(training_args)
         return read_metrics(training_args.output_dir)
 
     # Data
@@ -145,11 +143,10 @@ def train_teacher(
     checkpoint = training_args.resume_from_checkpoint or output.last_checkpoint()
     if checkpoint:
         logger.info("Resuming from %s", checkpoint)
-    hub = hold_trainer_push(training_args)  # the Trainer's own pushes held: `finish_training` pushes once
     output.start()
     trainer = Trainer(
         model=model,
-        args=training_args,
+        args=trainer_arguments(training_args),
         train_dataset=splits["train"],
         eval_dataset=splits["validation"],
         processing_class=tokenizer,
@@ -158,14 +155,5 @@ def train_teacher(
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     metrics = {**train_result.metrics, "train_samples": len(splits["train"])}
 
-    # Evaluate, save, push
-    return finish_training(
-        trainer,
-        splits["validation"],
-        metrics,
-        output,
-        teacher_args,
-        data_args,
-        training_args,
-        hub=hub,
-    )
+    # Evaluate, save
+    return finish_training(trainer, splits["validation"], metrics, output, teacher_args, data_args, training_args)

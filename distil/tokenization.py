@@ -33,9 +33,8 @@ logger = logging.getLogger(__name__)
 PAD_TOKEN, UNK_TOKEN, MASK_TOKEN = "[PAD]", "[UNK]", "[MASK]"
 STUDENT_INPUT_NAMES = ["input_ids", "attention_mask"]
 # spaCy-compatible word splitting: English clitics apart (`do n't`, `ca n't`, `it 's`), decimals whole, ellipses,
-# dashes and closing TeX quotes (`...`, `--`, `''`) whole, any other punctuation character on its own. It equals
-# spaCy's English tokenizer on 96% of SST-2 sentences; the rest are fractions (`1/2`) and a detached `'m`/`'ve`,
-# which spaCy splits into `'` + `m`.
+# dashes and closing TeX quotes (`...`, `--`, `''`) whole, any other punctuation character on its own. Where it
+# differs from spaCy's English tokenizer: fractions (`1/2`) and a detached `'m`/`'ve`, which spaCy splits into `'` + `m`.
 WORD_PATTERN = r"n't|'(?:s|re|ve|ll|d|m|em)\b|\w+(?=n't\b)|\d+(?:[.,]\d+)+|\w+|\.{2,}|-{2,}|''|[^\w\s]"
 
 

@@ -18,7 +18,7 @@ from distil.trainer import TEACHER_LOGITS
 def check_teacher_logits(dataset: Dataset, where: str, num_labels: int, label_names: list[str] | None = None) -> None:
     """Raise a one-line `ConfigError` unless every row of `dataset` has `num_labels` finite `teacher_logits`.
 
-    Checked on the Arrow column with pyarrow and numpy (no Python loop over rows): a million rows take milliseconds.
+    Checked on the Arrow column with pyarrow and numpy, with no Python loop over rows.
     """
     column = dataset.data.table.column(TEACHER_LOGITS)
     kind = column.type

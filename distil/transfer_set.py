@@ -31,7 +31,6 @@ from distil.hardware import resolve_autocast
 from distil.hub import load_errors, resolve_model_path
 from distil.labeling import export_tsv, free_teachers, label_in_shards
 from distil.labels import check_teacher_head, label_order
-from distil.push import create_repo, push_transfer_set
 from distil.records import Signature, model_fingerprint, settings_of
 from distil.stage import StageArguments, StageOutput
 from distil.utils import atomic_directory, save_run_args, setup_logging
@@ -100,7 +99,10 @@ class TransferSetArguments:
         default=None, metadata={"help": "Also write train as the original `sentence<TAB>scores` TSV here."}
     )
     cache_dir: str | None = field(default=None, metadata={"help": "datasets cache directory for the data."})
-    push_to_hub: bool = field(default=False, metadata={"help": "Push the DatasetDict with a dataset card."})
+    push_to_hub: bool = field(
+        default=False,
+        metadata={"help": "`recipes/augment.py`: push the DatasetDict with a dataset card after the stage."},
+    )
     hub_dataset_id: str | None = field(default=None, metadata={"help": "Hub dataset repo for `push_to_hub`."})
     hub_private_repo: bool | None = field(
         default=None, metadata={"help": "Create the Hub dataset repo private (unset: the namespace's default)."}
@@ -166,14 +168,7 @@ def build_transfer_set(
         check_spacy_model(args.spacy_model)
     output = StageOutput(args.output_dir, transfer_set_signature(args, rules, data_args), stage_args)
     if output.check():
-        if args.push_to_hub and state.is_main_process:  # a re-run after a failed push retries it
-            push_transfer_set(
-                args.output_dir, args.hub_dataset_id, token=args.hub_token, private=args.hub_private_repo
-            )
-        state.wait_for_everyone()
         return datasets.load_from_disk(args.output_dir)
-    if args.push_to_hub and state.is_main_process:  # a wrong token or an unreachable Hub fails before the work
-        create_repo(args.hub_dataset_id, "dataset", token=args.hub_token, private=args.hub_private_repo)
 
     # Transfer set: the main process tags and augments, the others then read its cache
     start = time.perf_counter()
@@ -231,10 +226,6 @@ def build_transfer_set(
         save_atomically(splits, args.output_dir, output, args, rules, data_args, command=command)
         logger.info("Saved transfer_set to %s", args.output_dir)
     state.wait_for_everyone()
-
-    # Push
-    if args.push_to_hub and state.is_main_process:
-        push_transfer_set(args.output_dir, args.hub_dataset_id, token=args.hub_token, private=args.hub_private_repo)
     return splits
 
 
@@ -273,7 +264,13 @@ def save_atomically(
     one."""
     with atomic_directory(output_dir) as tmp:
         splits.save_to_disk(tmp)
-        save_run_args(tmp, args, *arg_objects, command=command)
+        save_run_args(
+            tmp,
+            args,
+            *arg_objects,
+            command=command,
+            help_of=[a for a in arg_objects if isinstance(a, AugmentationArguments)],
+        )  # for the card
         if args.export_tsv:
             n = export_tsv(splits["train"], args.export_tsv)
             logger.info("Wrote %d rows to %s", n, args.export_tsv)

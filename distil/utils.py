@@ -90,9 +90,12 @@ def atomic_directory(output_dir: str):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def save_run_args(output_dir: str, *arg_objects, filename: str = "run_args.json", command: str | None = None) -> str:
+def save_run_args(
+    output_dir: str, *arg_objects, filename: str = "run_args.json", command: str | None = None, help_of=()
+) -> str:
     """Write every argument dataclass of the run (and the command that ran it, when given) to `output_dir/filename`
-    (write-then-rename). A `hub_token` is recorded as `<HUB_TOKEN>`, as `TrainingArguments.to_dict` does."""
+    (write-then-rename). A `hub_token` is recorded as `<HUB_TOKEN>`, as `TrainingArguments.to_dict` does. `help_of`:
+    dataclasses whose fields' help texts are recorded too (under `help`, by class name), for cards to quote."""
     os.makedirs(output_dir, exist_ok=True)
     payload = {}
     for obj in arg_objects:
@@ -100,6 +103,11 @@ def save_run_args(output_dir: str, *arg_objects, filename: str = "run_args.json"
         if values.get("hub_token") is not None:
             values["hub_token"] = "<HUB_TOKEN>"
         payload[type(obj).__name__] = values
+    if help_of:
+        payload["help"] = {
+            type(obj).__name__: {f.name: f.metadata.get("help", "") for f in dataclasses.fields(obj)}
+            for obj in help_of
+        }
     if command is not None:
         payload["command"] = re.sub(r"(--hub_token[= ])\S+", r"\1<HUB_TOKEN>", command)
     path = os.path.join(output_dir, filename)

@@ -16,13 +16,14 @@ import datasets
 
 from distil.augment import AugmentationArguments
 from distil.configs import DataArguments, parse_args, recipe_command, run_recipe
+from distil.push import published
 from distil.stage import StageArguments
 from distil.transfer_set import TransferSetArguments, build_transfer_set
 
 
 def main(args: list[str] | None = None) -> datasets.DatasetDict:
     parsed = parse_args(TransferSetArguments, AugmentationArguments, DataArguments, StageArguments, args=args)
-    return build_transfer_set(*parsed, command=recipe_command("recipes/augment.py", args))
+    return published(build_transfer_set, parsed, command=recipe_command("recipes/augment.py", args))
 
 
 if __name__ == "__main__":

@@ -17,12 +17,17 @@ import sys
 sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
 from distil.configs import parse_args, recipe_command, run_recipe
-from distil.pipeline import PipelineArguments, run_pipeline
+from distil.pipeline import PipelineArguments, run_pipeline, stage_plan
+from distil.push import create_repos, publish_run
 
 
 def main(args: list[str] | None = None) -> dict:
     (pipe,) = parse_args(PipelineArguments, args=args)
-    return run_pipeline(pipe, command=recipe_command("recipes/distil.py", args))
+    plan = stage_plan(pipe)  # every stage's arguments, checked
+    create_repos(pipe, teacher_dir=pipe.local_teacher())  # a wrong token or an unreachable Hub fails before any stage
+    results = run_pipeline(pipe, command=recipe_command("recipes/distil.py", args), plan=plan)
+    publish_run(pipe, results)
+    return results
 
 
 if __name__ == "__main__":

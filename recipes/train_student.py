@@ -17,12 +17,15 @@ sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(
 from transformers import TrainingArguments
 
 from distil.configs import DataArguments, parse_args, run_recipe
+from distil.push import published
 from distil.stage import StageArguments
 from distil.student import StudentArguments, train_student
 
 
 def main(args: list[str] | None = None) -> dict[str, float]:
-    return train_student(*parse_args(StudentArguments, DataArguments, TrainingArguments, StageArguments, args=args))
+    return published(
+        train_student, parse_args(StudentArguments, DataArguments, TrainingArguments, StageArguments, args=args)
+    )
 
 
 if __name__ == "__main__":

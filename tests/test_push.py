@@ -1,5 +1,5 @@
-"""`distil.push` against a local Hub (`tests/hub_server.py`): the pipeline and the stages push their outputs with
-cards, a Hub user loads them back without `distil`, a re-push duplicates nothing, and a failed push says so in one
+"""`distil.push` against a local Hub (`tests/hub_server.py`): the pipeline's and the stages' recipes publish their
+outputs with cards, a Hub user loads them back without `distil`, a re-push duplicates nothing, and a failed push says so in one
 line.
 
 Clients run in subprocesses: `huggingface_hub` and `datasets` read `HF_ENDPOINT` and friends when imported.
@@ -27,30 +27,30 @@ STUDENT, TEACHER, TRANSFER = "me/bilstm-sst2", "me/teacher-sst2", "me/sst2-trans
 STAGE_STUDENT, STAGE_TRANSFER = "me/stage-student", "me/stage-transfer-set"
 PUSH = ["--push_to_hub", "true", "--hub_model_id", STUDENT, "--hub_dataset_id", TRANSFER, "--hub_teacher_id", TEACHER]
 
-# One client process: the pipeline pushes the run; the same command pushes it again; then a student stage and a
-# transfer-set stage each push their own output. File lists are read between the pushes.
+# One client process: the pipeline's recipe publishes the run; the same command publishes it again; then a student
+# stage and a transfer-set stage each publish their own output, as their recipes do. File lists are read between.
 PUSH_SCRIPT = """
-import json, sys
+import json, runpy, sys
 from huggingface_hub import HfApi
 from transformers import TrainingArguments
 from distil.augment import AugmentationArguments
 from distil.configs import DataArguments, parse_args
-from distil.pipeline import PipelineArguments, run_pipeline
-from distil.push import main as push_main
+from distil.push import main as push_main, published
 from distil.student import StudentArguments, train_student
 from distil.transfer_set import TransferSetArguments, build_transfer_set
 
 spec = json.loads(sys.argv[1])
+distil_recipe = runpy.run_path(spec["recipe"])["main"]  # recipes/distil.py, not run as a script
 api = HfApi()
 listing = lambda: {repo: api.list_repo_files(repo, repo_type=kind) for kind, repo in spec["repos"]}
-run_pipeline(*parse_args(PipelineArguments, args=spec["pipeline"]))
+distil_recipe(spec["pipeline"])
 first = listing()
-run_pipeline(*parse_args(PipelineArguments, args=spec["pipeline"]))
+distil_recipe(spec["pipeline"])
 second = listing()
-train_student(*parse_args(StudentArguments, DataArguments, TrainingArguments, args=spec["student"]))
-push_main(spec["repush_student"])  # what a failed stage push says to run
-build_transfer_set(*parse_args(TransferSetArguments, AugmentationArguments, DataArguments, args=spec["augment"]),
-                   command="accelerate launch recipes/augment.py --no_augment")
+published(train_student, parse_args(StudentArguments, DataArguments, TrainingArguments, args=spec["student"]))
+push_main(spec["repush_student"])  # what a failed push says to run
+published(build_transfer_set, parse_args(TransferSetArguments, AugmentationArguments, DataArguments, args=spec["augment"]),
+          command="accelerate launch recipes/augment.py --no_augment")
 json.dump({"first": first, "second": second}, open(spec["out"], "w"))
 """
 
@@ -132,6 +132,7 @@ def pushed(tiny_run, hub_server, tmp_path_factory, tiny_bert_dir, toy_data_dir):
     run = tiny_run["dir"]
     shutil.copytree(run / "transfer_set", tmp / "transfer-set-copy")  # the student stage writes map caches there
     spec = {
+        "recipe": str(ROOT / "recipes" / "distil.py"),
         "pipeline": tiny_run["args"] + PUSH,
         "repos": [("model", STUDENT), ("model", TEACHER), ("dataset", TRANSFER)],
         "student": [
@@ -304,3 +305,14 @@ def test_push_command_checks_its_arguments(tmp_path, capsys):
     with pytest.raises(SystemExit):
         parse_args(PushArguments, args=["--dataset_dir", str(tmp_path / "nope"), "--hub_dataset_id", "me/d"])
     assert f"dataset_dir: {tmp_path / 'nope'} is not a folder" in capsys.readouterr().err
+
+
+def test_transport_errors_are_those_of_the_hub_client():
+    """Connection failures come from huggingface_hub's HTTP client (httpx2 under 2.x, httpx under 1.x)."""
+    import importlib.metadata
+
+    from distil.push import transport_errors
+
+    client = "httpx2" if int(importlib.metadata.version("huggingface_hub").split(".")[0]) >= 2 else "httpx"
+    errors = transport_errors()
+    assert errors and issubclass(__import__(client).ConnectError, errors)
