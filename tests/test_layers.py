@@ -15,7 +15,8 @@ STAGES = {"teacher", "transfer_set", "student"}
 PIPELINE = {"pipeline"}
 PUBLISHING = {"cards", "push"}
 # what publishing may read: settings, errors, processes, files and records; never a stage's internals
-PUBLISHING_READS = {"distil", "errors", "distributed", "configs", "hub", "utils", "records"} | PUBLISHING
+# `task`: how a run's data and labels are named in words and tags (no stage logic)
+PUBLISHING_READS = {"distil", "errors", "distributed", "configs", "hub", "utils", "records", "task"} | PUBLISHING
 
 
 def modules() -> list[str]:
