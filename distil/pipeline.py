@@ -198,17 +198,10 @@ def stage_plan(pipe: PipelineArguments) -> dict[str, tuple | None]:
         ),
         # the student's start (tokenizer, embeddings from the teacher), gold labels only
         "baseline": stage_arguments(
-            pipe,
-            "baseline",
-            dirs["baseline"],
-            transfer_set=None,
-            loss="ce",
-            teacher_model=teacher,
+            pipe, "baseline", dirs["baseline"], transfer_set=None, loss="ce", teacher_model=teacher,
             tokenizer_name_or_path=dirs["student"],
-        )  # fmt: skip
-        if pipe.baseline_config
-        else None,
-    }
+        ) if pipe.baseline_config else None,
+    }  # fmt: skip
 
 
 def run_pipeline(

@@ -14,8 +14,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "distil"
 STAGES = {"teacher", "transfer_set", "student"}
 PIPELINE = {"pipeline"}
 PUBLISHING = {"cards", "push"}
-# what publishing may read: settings, errors, processes, files, records and the task's description (names and tags
-# from the data arguments); never a stage's internals
+# what publishing may read: settings, errors, processes, files and records; never a stage's internals
+# `task`: how a run's data and labels are named in words and tags (no stage logic)
 PUBLISHING_READS = {"distil", "errors", "distributed", "configs", "hub", "utils", "records", "task"} | PUBLISHING
 
 
