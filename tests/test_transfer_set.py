@@ -216,6 +216,13 @@ def test_the_offline_minilm_itself_is_refused_as_a_transfer_set_teacher(toy_data
     assert not out.exists()
 
 
+def test_a_teacher_is_required(toy_data_dir, tmp_path):
+    out = tmp_path / "o"
+    with pytest.raises(ConfigError, match=r"^teacher_model: required"):
+        run_stage(["--data_dir", str(toy_data_dir), "--output_dir", str(out)])
+    assert not out.exists()
+
+
 def test_teacher_with_other_label_names_stops_before_anything_is_written(toy_data_dir, tiny_bert_dir, tmp_path):
     teacher = _relabelled_teacher(tiny_bert_dir, tmp_path / "teacher", names=["bad", "good"])
     out = tmp_path / "o"
