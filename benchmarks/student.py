@@ -279,7 +279,6 @@ def run_variant(name: str, tree: str, transfer_set: str, work_dir: Path, args) -
     env = {**os.environ, "PYTHONPATH": tree, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     print(f"[{name}] PYTHONPATH={tree} ... (log: {log})", flush=True)
     start, load_start = time.perf_counter(), os.getloadavg()[0]
-    started_utc = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     with open(log, "w") as f:
         done = subprocess.run(command, env=env, stdout=f, stderr=subprocess.STDOUT, cwd=tree)
     if done.returncode:
@@ -288,7 +287,6 @@ def run_variant(name: str, tree: str, transfer_set: str, work_dir: Path, args) -
     result.update(
         process_wall_s=time.perf_counter() - start,
         tree=tree,
-        started=started_utc,
         load_average_1m=[load_start, os.getloadavg()[0]],
     )
     (work_dir / f"{name}.result.json").write_text(json.dumps(result, indent=2))
@@ -331,8 +329,8 @@ def report(results: dict, machine: dict, transfer: dict, command: str) -> str:
         "above, `--reuse` then reports both) or, without `--only`, one after the other in one invocation. "
         "Each version ran: "
         + "; ".join(
-            f"{n} from {results[n]['started']} (load average {results[n]['load_average_1m'][0]:.2f} at its start, "
-            f"{results[n]['load_average_1m'][1]:.2f} at its end)"
+            f"{n}: load average {results[n]['load_average_1m'][0]:.2f} at its start, "
+            f"{results[n]['load_average_1m'][1]:.2f} at its end"
             for n in names
         )
         + ".",
