@@ -69,30 +69,13 @@ def cpu_info() -> dict:
 
 def build_tiny_teacher(path: Path, seed: int = 0) -> str:
     """A tiny random BERT classifier (2 layers, hidden 16) with MiniLM's tokenizer: labelling costs little."""
-    import torch
-    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+    from augment import build_tiny_teacher as build  # benchmarks/augment.py: this folder is on sys.path
 
     from distil.hub import resolve_model_path
 
     if (path / "config.json").is_file():
         return str(path)
-    tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(MINILM))
-    config = BertConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=16,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=512,
-        num_labels=2,
-        id2label={0: "negative", 1: "positive"},
-        label2id={"negative": 0, "positive": 1},
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        BertForSequenceClassification(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return str(path)
+    return build(resolve_model_path(MINILM), path, seed)
 
 
 def build_transfer_set(work_dir: Path, data_dir: str, n_iter: int, max_train_samples: int | None) -> tuple[str, dict]:
