@@ -16,7 +16,6 @@ BiLSTM student with the auto classes.
 
 from __future__ import annotations
 
-import datetime
 import importlib
 import inspect
 import json
@@ -770,7 +769,6 @@ def main(argv: list[str] | None = None) -> dict:
     add_ratios(models)
 
     report = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": shlex.join(["python", "benchmarks/report.py", *argv]),
         "machine": machine,
         "gpu": gpu_name(device) if device is not None else None,

@@ -11,7 +11,6 @@ Writes `results/scaling.md` and `results/scaling.json`, with the CPU it ran on.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import platform
@@ -83,7 +82,6 @@ def main() -> None:
     base = runs[0]["rows_per_s"]
     report = {
         "command": "python benchmarks/scaling.py " + " ".join(sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "teacher": args.teacher,

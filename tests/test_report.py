@@ -111,7 +111,7 @@ def test_report_json_fields(run, model_dirs):
     assert report["machine"]["cpu_cores"] >= 1 and report["machine"]["cpu_model"]
     assert report["machine"]["torch"] == torch.__version__ and report["machine"]["torch_num_threads"] == 1
     assert report["command"].startswith("python benchmarks/report.py --teacher ")
-    assert report["date"][:4].isdigit() and report["data"]["rows"] == 32
+    assert "date" not in report and report["data"]["rows"] == 32  # results name hardware, not when
     assert report["gpu"] is None
     for role, m in report["models"].items():
         assert m["role"] == role
