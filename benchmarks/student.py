@@ -359,7 +359,7 @@ def main() -> None:
         "--reuse",
         default="",
         help="Comma-separated versions (`before`, `after`) whose measurement of an earlier invocation (in "
-        "`--work_dir`) is reported instead of measured again; the report names when each ran.",
+        "`--work_dir`) is reported instead of measured again.",
     )
     parser.add_argument("--only", default="", help="Measure only this version (`before` or `after`), no report.")
     # internal: one version's run
