@@ -147,14 +147,9 @@ def cpu_info() -> dict:
     """The CPU this run measures on: model, the flags that decide precision, torch's dispatch level, threads."""
     import torch
 
-    from distil.hardware import cpu_flags, cpu_has_native_bf16
+    from distil.hardware import cpu_flags, cpu_has_native_bf16, cpu_model
 
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
+    model = cpu_model()
     flags = cpu_flags()
     shown = ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_tile", "amx_bf16", "amx_int8", "bf16", "sve")
     return {

@@ -29,6 +29,8 @@ LSTM_DTYPES = ("float32", "bfloat16")
 def device_info() -> dict:
     import torch
 
+    from distil.hardware import cpu_model
+
     info = {"torch": torch.__version__, "cpu_cores": os.cpu_count(), "platform": platform.platform()}
     if torch.cuda.is_available():
         info.update(
@@ -39,11 +41,7 @@ def device_info() -> dict:
         )
     else:
         info.update(device="cpu", gpu_model=None)
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            info["cpu_model"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), None)
-    except OSError:
-        info["cpu_model"] = platform.processor() or None
+    info["cpu_model"] = cpu_model()
     return info
 
 

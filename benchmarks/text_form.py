@@ -13,23 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main() -> None:
@@ -45,6 +33,7 @@ def main() -> None:
 
     from distil.augment import join_tokens, tag_batch
     from distil.data import read_glue_tsv
+    from distil.hardware import cpu_model
     from distil.hub import resolve_model_path
     from distil.tokenization import build_word_tokenizer
 

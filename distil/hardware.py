@@ -1,11 +1,26 @@
-"""What the machine offers: the CPU's feature flags, whether it does bf16 in hardware, and the autocast dtype a
+"""What the machine offers: the CPU's model and feature flags, whether it does bf16 in hardware, and the autocast dtype a
 forward pass uses on a device for a requested precision."""
 
 from __future__ import annotations
 
+import platform
+
 import torch
 
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")  # x86 AMX, x86 AVX512-BF16, Arm BF16 (`Features`)
+
+
+def cpu_model() -> str:
+    """The CPU's model name from /proc/cpuinfo (`model name` on x86), else what `platform` knows, else "unknown"."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip().lower() == "model name":
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
 
 
 def cpu_flags() -> set[str]:
