@@ -13,6 +13,10 @@ import json
 import logging
 import os
 
+import torch
+from safetensors import safe_open
+from transformers import AutoModelForSequenceClassification
+
 from distil.errors import ConfigError
 
 logger = logging.getLogger("distil")
@@ -32,12 +36,8 @@ def checkpoint_keys(path: str) -> set[str] | None:
             with open(file, encoding="utf-8") as f:
                 return set(json.load(f).get("weight_map", {}))
         if name.endswith(".safetensors"):
-            from safetensors import safe_open
-
             with safe_open(file, framework="pt") as f:
                 return set(f.keys())
-        import torch
-
         return set(torch.load(file, map_location="meta", weights_only=True, mmap=True))
     return None
 
@@ -45,9 +45,6 @@ def checkpoint_keys(path: str) -> set[str] | None:
 def head_keys(config) -> set[str]:
     """The tensor names of the sequence-classification head that `config`'s model class adds to its base model,
     read from a model built on the meta device (no memory, no initialisation)."""
-    import torch
-    from transformers import AutoModelForSequenceClassification
-
     with torch.device("meta"):
         model = AutoModelForSequenceClassification.from_config(config)
     prefix = f"{model.base_model_prefix}."

@@ -5,8 +5,7 @@ the kept "signature" columns), and `DistillationDataCollator` pads the token ids
 `lengths` and stacks the teacher's logits. With `train_sampling_strategy: group_by_length` the order comes from
 `distil.sampler` (lengths read from the Arrow column at once, each epoch's order built in NumPy).
 Evaluation reports loss, perplexity (`exp(loss)`), accuracy and F1 (macro-F1 beyond two labels) on gold labels and,
-when the evaluation set has
-`teacher_logits`, the agreement of the student's argmax with the teacher's.
+when the evaluation set has `teacher_logits`, the agreement of the student's argmax with the teacher's.
 """
 
 from __future__ import annotations
