@@ -1,8 +1,9 @@
 """Stage 1, the teacher: fine-tune any `AutoModelForSequenceClassification` on the task's data.
 
 Reads the data (`DataArguments`: SST-2 by default) and a pretrained model, a base model (a new head is added) or a
-classifier; its head gets the data's labels (`num_labels`, `id2label` from the data's `ClassLabel`). Writes writes the fine-tuned model, its tokenizer, `run_args.json`
-and `all_results.json` to `training_args.output_dir`.
+classifier; its head gets the data's labels (`num_labels`, `id2label` from the data's `ClassLabel`). Trains with
+`LengthGroupedTrainer` (the length-grouped order in NumPy). Writes the fine-tuned model, its tokenizer,
+`run_args.json` and `all_results.json` to `training_args.output_dir`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from transformers import (
     AutoConfig,
     AutoModelForSequenceClassification,
     AutoTokenizer,
-    Trainer,
     TrainingArguments,
     set_seed,
 )
@@ -26,6 +26,7 @@ from distil.hub import load_errors, resolve_model_path
 from distil.metrics import compute_classification_metrics
 from distil.records import Signature, model_fingerprint, settings_of
 from distil.stage import StageArguments, StageOutput, finish_training, log_precision, read_metrics, trainer_arguments
+from distil.trainer import LengthGroupedTrainer
 from distil.utils import setup_training_logging
 
 logger = logging.getLogger("distil")
@@ -144,7 +145,7 @@ def train_teacher(
     if checkpoint:
         logger.info("Resuming from %s", checkpoint)
     output.start()
-    trainer = Trainer(
+    trainer = LengthGroupedTrainer(
         model=model,
         args=trainer_arguments(training_args),
         train_dataset=splits["train"],

@@ -1,8 +1,9 @@
 """`DistillationTrainer`: a `Trainer` whose loss compares the student's logits with the teacher's.
 
 The transfer set's `teacher_logits` column reaches `compute_loss` through the normal column pruning (it is added to
-the kept "signature" columns), and `DistillationDataCollator` pads the token ids in NumPy, hands the model CPU
-`lengths` and stacks the teacher's logits. With `train_sampling_strategy: group_by_length` the order comes from
+the kept "signature" columns); the kept columns are then held as NumPy (`distil.batching.ColumnRows`), and
+`DistillationDataCollator` pads a batch's token ids with one gather, hands the model CPU `lengths` and the teacher's
+logits. With `train_sampling_strategy: group_by_length` the order comes from
 `distil.sampler` (lengths read from the Arrow column at once, each epoch's order built in NumPy).
 Evaluation reports loss, perplexity (`exp(loss)`), accuracy and F1 (macro-F1 beyond two labels) on gold labels and,
 when the evaluation set has `teacher_logits`, the agreement of the student's argmax with the teacher's.
@@ -19,6 +20,7 @@ import numpy as np
 import torch
 from transformers import Trainer
 
+from distil.batching import ColumnRows, RowBatch, pad_rows
 from distil.losses import distillation_loss, gold_cross_entropy
 from distil.metrics import add_perplexity, agreement, classification_metrics
 from distil.sampler import LengthGroupedSampler, column_lengths
@@ -43,7 +45,9 @@ class DistillationDataCollator:
         self.pad_to_multiple_of = pad_to_multiple_of
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-    def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+    def __call__(self, features: list[dict[str, Any]] | RowBatch) -> dict[str, torch.Tensor]:
+        if isinstance(features, RowBatch):
+            return self.collate_columns(features)
         first = features[0]
         input_names = [k for k in self.tokenizer.model_input_names if k in first]
         if set(input_names) <= {"input_ids", "attention_mask"} and "input_ids" in first:
@@ -59,6 +63,20 @@ class DistillationDataCollator:
                 np.asarray([f[TEACHER_LOGITS] for f in features], dtype=np.float32)
             )
         return batch
+
+    def collate_columns(self, batch: RowBatch) -> dict[str, torch.Tensor]:
+        """The same batch from a `ColumnRows` batch: NumPy columns, padded by one gather."""
+        input_ids, mask = pad_rows(batch, self.pad_token_id, self.pad_to_multiple_of)
+        out = {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(mask.astype(np.int64)),
+            "lengths": torch.from_numpy(batch.lengths.copy()),
+        }
+        if "label" in batch.columns:
+            out["labels"] = torch.from_numpy(batch.columns["label"])
+        if TEACHER_LOGITS in batch.columns:
+            out[TEACHER_LOGITS] = torch.from_numpy(batch.columns[TEACHER_LOGITS])
+        return out
 
     def pad_input_ids(self, rows: list[list[int]]) -> dict[str, torch.Tensor]:
         """`input_ids`, `attention_mask` and `lengths` of token-id rows, right-padded, with NumPy."""
@@ -103,7 +121,60 @@ def compute_distillation_metrics(eval_pred) -> dict[str, float]:
     return metrics
 
 
-class DistillationTrainer(Trainer):
+class LengthGroupedTrainer(Trainer):
+    """A `Trainer` whose `train_sampling_strategy: group_by_length` order comes from `distil.sampler`: the rows'
+    lengths are read from the Arrow column as one array and each epoch's order is built in NumPy (transformers' own
+    sampler reads a `datasets` column one row at a time: minutes per epoch on a million rows). The teacher stage
+    trains with it, and `DistillationTrainer` builds on it."""
+
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        length = self.args.length_column_name
+        if self.args.train_sampling_strategy in ("group_by_length", "batch_rebalance"):
+            if length not in self._signature_columns:
+                self._signature_columns.append(length)
+
+    def _length_sampler(self, dataset, batch_size: int) -> LengthGroupedSampler | None:
+        """A `distil.sampler.LengthGroupedSampler` over a `ColumnRows`' or a `datasets.Dataset`'s Arrow lengths, or
+        None when the dataset is something else (transformers' own sampler then)."""
+        if isinstance(dataset, ColumnRows):
+            lengths = dataset.lengths
+        elif hasattr(dataset, "data") and hasattr(dataset, "column_names"):
+            input_name = (
+                self.processing_class.model_input_names[0] if self.processing_class is not None else "input_ids"
+            )
+            lengths = column_lengths(dataset, self.args.length_column_name, input_name)
+        else:
+            return None
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        return LengthGroupedSampler(lengths, batch_size, seed=seed)
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        if self.args.train_sampling_strategy == "group_by_length" and dataset is not None:
+            batch_size = self.args.train_batch_size * self.args.gradient_accumulation_steps
+            sampler = self._length_sampler(dataset, batch_size)
+            if sampler is not None:
+                self._train_length_sampler = sampler
+                return sampler
+        return super()._get_train_sampler(train_dataset)
+
+    def _get_eval_sampler(self, eval_dataset):
+        if self.args.train_sampling_strategy == "group_by_length" and eval_dataset is not None:
+            sampler = self._length_sampler(eval_dataset, self.args.eval_batch_size)
+            if sampler is not None:
+                return sampler
+        return super()._get_eval_sampler(eval_dataset)
+
+    def _run_epoch(self, *args, **kwargs):
+        # Under several processes accelerate's batch-sampler shard does not pass `set_epoch` on to the sampler.
+        sampler = getattr(self, "_train_length_sampler", None)
+        if sampler is not None and "epoch" in kwargs:
+            sampler.set_epoch(kwargs["epoch"])
+        return super()._run_epoch(*args, **kwargs)
+
+
+class DistillationTrainer(LengthGroupedTrainer):
     """A `Trainer` for the student.
 
     Args:
@@ -144,46 +215,16 @@ class DistillationTrainer(Trainer):
 
     def _set_signature_columns_if_needed(self) -> None:
         super()._set_signature_columns_if_needed()
-        keep = [TEACHER_LOGITS]
-        if self.args.train_sampling_strategy in ("group_by_length", "batch_rebalance"):
-            keep.append(self.args.length_column_name)
-        self._signature_columns += [c for c in keep if c not in self._signature_columns]
+        if TEACHER_LOGITS not in self._signature_columns:
+            self._signature_columns.append(TEACHER_LOGITS)
 
-    def _length_sampler(self, dataset, batch_size: int) -> LengthGroupedSampler | None:
-        """A `distil.sampler.LengthGroupedSampler` over a `datasets.Dataset`'s Arrow lengths, or None when the
-        dataset is something else (transformers' own sampler then)."""
-        if not (hasattr(dataset, "data") and hasattr(dataset, "column_names")):
-            return None
-        input_name = self.processing_class.model_input_names[0] if self.processing_class is not None else "input_ids"
-        lengths = column_lengths(dataset, self.args.length_column_name, input_name)
-        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
-        return LengthGroupedSampler(lengths, batch_size, seed=seed)
-
-    def _get_train_sampler(self, train_dataset=None):
-        """`group_by_length`: the rows' lengths come from the Arrow column as one array and each epoch's order is
-        built in NumPy (transformers' sampler reads a `datasets` column one row at a time: minutes on 1M rows)."""
-        dataset = train_dataset if train_dataset is not None else self.train_dataset
-        if self.args.train_sampling_strategy == "group_by_length" and dataset is not None:
-            batch_size = self.args.train_batch_size * self.args.gradient_accumulation_steps
-            sampler = self._length_sampler(dataset, batch_size)
-            if sampler is not None:
-                self._train_length_sampler = sampler
-                return sampler
-        return super()._get_train_sampler(train_dataset)
-
-    def _get_eval_sampler(self, eval_dataset):
-        if self.args.train_sampling_strategy == "group_by_length" and eval_dataset is not None:
-            sampler = self._length_sampler(eval_dataset, self.args.eval_batch_size)
-            if sampler is not None:
-                return sampler
-        return super()._get_eval_sampler(eval_dataset)
-
-    def _run_epoch(self, *args, **kwargs):
-        # Under several processes accelerate's batch-sampler shard does not pass `set_epoch` on to the sampler.
-        sampler = getattr(self, "_train_length_sampler", None)
-        if sampler is not None and "epoch" in kwargs:
-            sampler.set_epoch(kwargs["epoch"])
-        return super()._run_epoch(*args, **kwargs)
+    def _remove_unused_columns(self, dataset, description: str | None = None):
+        """The kept columns as a `ColumnRows` (NumPy columns, a batch gathered at once) when the collator is a
+        `DistillationDataCollator` and they are token ids, labels and teacher logits; else the pruned dataset."""
+        dataset = super()._remove_unused_columns(dataset, description=description)
+        if isinstance(self.data_collator, DistillationDataCollator):
+            return ColumnRows.of(dataset) or dataset
+        return dataset
 
     def _get_dataloader(self, *args, **kwargs):
         dataloader = super()._get_dataloader(*args, **kwargs)

@@ -105,6 +105,41 @@ def test_trainer_uses_it_and_reseeds_each_epoch(tmp_path):
     assert list(sampler) != list(LengthGroupedSampler(sampler.lengths, 8, seed=7))
 
 
+def test_the_teacher_trainer_orders_by_length_too(tmp_path):
+    """`LengthGroupedTrainer` (the teacher stage's): a BERT tokenizer's columns (`token_type_ids` included) and the
+    default collator, ordered by `distil.sampler` from the input ids' lengths (no `length` column)."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizerFast
+
+    from distil.trainer import LengthGroupedTrainer
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "good", "bad"]
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(words) + "\n")
+    tokenizer = BertTokenizerFast(vocab_file=str(vocab))
+    rng = np.random.default_rng(0)
+    sentences = [" ".join(["good"] * int(n)) for n in rng.integers(1, 20, size=64)]
+    data = Dataset.from_dict({"sentence": sentences, "label": [0, 1] * 32})
+    data = data.map(lambda b: tokenizer(b["sentence"]), batched=True, remove_columns=["sentence"])
+    assert "token_type_ids" in data.column_names and "length" not in data.column_names
+    config = BertConfig(vocab_size=len(words), hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=8, num_labels=2)  # fmt: skip
+    args = TrainingArguments(str(tmp_path / "out"), per_device_train_batch_size=8, max_steps=2, seed=3,
+                             train_sampling_strategy="group_by_length", use_cpu=True, report_to="none",
+                             save_strategy="no")  # fmt: skip
+    trainer = LengthGroupedTrainer(
+        model=BertForSequenceClassification(config), args=args, train_dataset=data, processing_class=tokenizer
+    )
+    loader = trainer.get_train_dataloader()
+    sampler = trainer._train_length_sampler
+    assert isinstance(sampler, LengthGroupedSampler)
+    assert sampler.lengths.tolist() == [len(ids) for ids in data["input_ids"]]
+    assert [b["input_ids"].shape[1] for b in loader] == sampler.lengths[np.asarray(list(sampler))].reshape(-1, 8).max(
+        1
+    ).tolist()
+    trainer.train()
+    assert trainer.state.global_step == 2
+
+
 def test_two_processes_share_each_epoch_between_them():
     """Under accelerate every process builds the same order and takes every other batch of it."""
     from accelerate.data_loader import BatchSamplerShard
