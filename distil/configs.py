@@ -20,6 +20,7 @@ import yaml
 from transformers import HfArgumentParser, SchedulerType, TrainingArguments
 
 from distil.errors import ConfigError, InputError
+from distil.hardware import use_launch_cpu_threads
 
 __all__ = ["ConfigError", "DataArguments", "DistilArgumentParser", "parse_args", "parse_mapping", "run_recipe"]
 
@@ -227,8 +228,10 @@ def recipe_command(script: str, args: list[str] | None = None) -> str:
 
 
 def run_recipe(main, prog: str) -> None:
-    """Run a recipe's `main()` as a script: bad input (config, data file, model) exits with one line naming it."""
+    """Run a recipe's `main()` as a script, on the CPU threads `distil.hardware.launch_cpu_threads` picks: bad input
+    (config, data file, model) exits with one line naming it."""
     try:
+        use_launch_cpu_threads()
         main()
     except (InputError, FileNotFoundError) as e:
         sys.exit(f"{prog}: error: {e}")

@@ -1,13 +1,29 @@
-"""What the machine offers: the CPU's model and feature flags, whether it does bf16 in hardware, and the autocast dtype a
-forward pass uses on a device for a requested precision."""
+"""What the machine offers: the CPU's model and feature flags, whether it does bf16 in hardware, the autocast dtype a
+forward pass uses on a device for a requested precision, and the CPU threads a launched process uses."""
 
 from __future__ import annotations
 
+import logging
+import os
 import platform
+from collections.abc import Mapping
 
 import torch
 
+from distil.errors import ConfigError
+
 NATIVE_BF16_FLAGS = ("amx_bf16", "avx512_bf16", "bf16")  # x86 AMX, x86 AVX512-BF16, Arm BF16 (`Features`)
+CPU_THREADS_ENV = "DISTIL_CPU_THREADS"
+# set by launchers that start several processes on one machine (torchrun, accelerate, MPI)
+LOCAL_PROCESS_COUNT_ENVS = (
+    "LOCAL_WORLD_SIZE",
+    "WORLD_SIZE",
+    "OMPI_COMM_WORLD_LOCAL_SIZE",
+    "MPI_LOCALNRANKS",
+    "PMI_SIZE",
+)
+
+logger = logging.getLogger("distil")
 
 
 def cpu_model() -> str:
@@ -66,3 +82,51 @@ def resolve_autocast(device: str | torch.device, precision: str = "auto") -> tor
             return torch.bfloat16
         return None
     return torch.bfloat16 if precision == "bf16" else torch.float16
+
+
+def available_cores() -> int:
+    """The CPUs this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def launch_cpu_threads(environ: Mapping[str, str] | None = None, cores: int | None = None) -> tuple[int | None, str]:
+    """The torch threads a recipe's process should use, and why; `(None, reason)` keeps torch's own setting.
+
+    `DISTIL_CPU_THREADS` wins. Otherwise a single CPU process that `accelerate launch` started with
+    `OMP_NUM_THREADS=1` gets every core it may run on: `accelerate launch --cpu` without `--num_processes` (or with a
+    config that does not say `use_cpu: true`) leaves its one process at 1 thread, half of a 2-core machine. Several
+    local processes, a GPU run and any other thread count are left as launched.
+    """
+    environ = os.environ if environ is None else environ
+    cores = available_cores() if cores is None else cores
+    requested = environ.get(CPU_THREADS_ENV)
+    if requested:
+        try:
+            threads = int(requested)
+        except ValueError:
+            threads = 0
+        if threads < 1:
+            raise ConfigError(f"{CPU_THREADS_ENV}: expected a positive number of threads, got {requested!r}")
+        return threads, f"{CPU_THREADS_ENV}={threads}"
+    if environ.get("ACCELERATE_USE_CPU", "").lower() not in ("1", "true", "yes"):
+        return None, "as started: not a CPU process of accelerate launch"
+    if any(int(environ.get(name) or 1) > 1 for name in LOCAL_PROCESS_COUNT_ENVS if environ.get(name, "").isdigit()):
+        return None, "as launched: several processes share the machine"
+    if environ.get("OMP_NUM_THREADS") != "1" or cores <= 1:
+        return None, f"as launched: OMP_NUM_THREADS={environ.get('OMP_NUM_THREADS')}"
+    return cores, (
+        f"accelerate started this single CPU process with OMP_NUM_THREADS=1; using its {cores} cores "
+        f"(set {CPU_THREADS_ENV} to choose)"
+    )
+
+
+def use_launch_cpu_threads() -> int:
+    """Apply `launch_cpu_threads` to torch (logging the change); returns the thread count in use."""
+    threads, reason = launch_cpu_threads()
+    if threads is not None and threads != torch.get_num_threads():
+        logger.info("CPU threads: %d (%s)", threads, reason)
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()

@@ -1,4 +1,4 @@
-"""`distil.hardware`: CPU flags, native bf16 and the autocast dtype per device and precision."""
+"""`distil.hardware`: CPU flags, native bf16, the autocast dtype per device and precision, and launch CPU threads."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ import pytest
 import torch
 
 import distil.hardware as hardware
-from distil.hardware import resolve_autocast
+from distil.errors import ConfigError
+from distil.hardware import launch_cpu_threads, resolve_autocast
 
 
 @pytest.mark.parametrize(
@@ -51,3 +52,36 @@ def test_cpu_flags_reads_proc_cpuinfo():
     assert isinstance(flags, set)
     if os.path.isfile("/proc/cpuinfo") and platform.machine() in ("x86_64", "AMD64"):
         assert "sse2" in flags  # every x86-64 CPU has it
+
+
+ACCELERATE_CPU = {"ACCELERATE_USE_CPU": "True", "ACCELERATE_MIXED_PRECISION": "no", "OMP_NUM_THREADS": "1"}
+
+
+def test_accelerate_cpu_default_of_one_thread_gets_every_core():
+    """`accelerate launch --cpu` without `--num_processes` starts its single process with OMP_NUM_THREADS=1."""
+    threads, reason = launch_cpu_threads(ACCELERATE_CPU, cores=2)
+    assert threads == 2 and "OMP_NUM_THREADS=1" in reason
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {},  # not launched by accelerate: torch's own default
+        {
+            **ACCELERATE_CPU,
+            "OMP_NUM_THREADS": "2",
+        },  # the launcher chose (--num_processes 1, configs/accelerate/cpu.yaml)
+        {**ACCELERATE_CPU, "WORLD_SIZE": "2"},  # two CPU processes share the cores
+        {**ACCELERATE_CPU, "ACCELERATE_USE_CPU": "False"},  # a GPU run
+    ],
+)
+def test_other_launches_keep_their_threads(environ):
+    assert launch_cpu_threads(environ, cores=4)[0] is None
+    assert launch_cpu_threads(ACCELERATE_CPU, cores=1)[0] is None  # one core: nothing to add
+
+
+def test_distil_cpu_threads_wins_and_is_checked():
+    assert launch_cpu_threads({**ACCELERATE_CPU, "DISTIL_CPU_THREADS": "1"}, cores=8)[0] == 1
+    assert launch_cpu_threads({"DISTIL_CPU_THREADS": "3"}, cores=2)[0] == 3
+    with pytest.raises(ConfigError, match="DISTIL_CPU_THREADS"):
+        launch_cpu_threads({"DISTIL_CPU_THREADS": "zero"}, cores=2)
