@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from torch.utils.data import Dataset as TorchDataset
 
-from distil.encoding import arrow_column
+from distil.encoding import arrow_column, one_array
 
 INPUT_IDS = "input_ids"
 OPTIONAL_COLUMNS = ("label", "teacher_logits")  # kept as NumPy when present
@@ -36,10 +36,6 @@ class RowBatch:
         return len(self.lengths)
 
 
-def _combined(column: pa.ChunkedArray | pa.Array) -> pa.Array:
-    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-
-
 class ColumnRows(TorchDataset):
     """A map-style torch dataset over a tokenized `datasets.Dataset`'s `input_ids`, `label` and `teacher_logits`.
 
@@ -49,7 +45,7 @@ class ColumnRows(TorchDataset):
     """
 
     def __init__(self, dataset):
-        ids = _combined(arrow_column(dataset, INPUT_IDS))
+        ids = one_array(arrow_column(dataset, INPUT_IDS))
         if ids.null_count:
             raise ValueError(f"{INPUT_IDS}: a row has no token ids")
         offsets = ids.offsets.to_numpy().astype(np.int64)
@@ -60,7 +56,7 @@ class ColumnRows(TorchDataset):
         for name in OPTIONAL_COLUMNS:
             if name not in dataset.column_names:
                 continue
-            column = _combined(arrow_column(dataset, name))
+            column = one_array(arrow_column(dataset, name))
             if pa.types.is_list(column.type) or pa.types.is_large_list(column.type):
                 width = int(pc.max(pc.list_value_length(column)).as_py() or 0)
                 values = pc.list_flatten(column).to_numpy(zero_copy_only=False).astype(np.float32)

@@ -140,6 +140,11 @@ def arrow_column(dataset, name: str) -> pa.ChunkedArray:
     return column.take(indices.column(0)) if indices is not None else column
 
 
+def one_array(column: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """An Arrow column as one contiguous array (a chunked array's chunks combined)."""
+    return column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
+
+
 def iter_texts(column, chunk_size: int = 50_000):
     """The Python strings of an Arrow text column, converted a chunk at a time."""
     for chunk in column.chunks if isinstance(column, pa.ChunkedArray) else [column]:
@@ -192,9 +197,7 @@ class WordTable:
         """`(input_ids, lengths)` of a text column: a list<int32> Arrow array and each row's token count (int64)."""
         if texts.null_count:
             raise ValueError("a text to tokenize is missing (null)")
-        split = pc.split_pattern(texts, " ")
-        if isinstance(split, pa.ChunkedArray):
-            split = split.combine_chunks()
+        split = one_array(pc.split_pattern(texts, " "))
         words_per_row = pc.list_value_length(split).to_numpy(zero_copy_only=False).astype(np.int64)
         words = pc.list_flatten(split)
         codes = pc.index_in(words, value_set=self.words)

@@ -3,7 +3,6 @@ forward pass uses on a device for a requested precision, and the CPU threads a l
 
 from __future__ import annotations
 
-import logging
 import os
 import platform
 from collections.abc import Mapping
@@ -22,8 +21,6 @@ LOCAL_PROCESS_COUNT_ENVS = (
     "MPI_LOCALNRANKS",
     "PMI_SIZE",
 )
-
-logger = logging.getLogger("distil")
 
 
 def cpu_model() -> str:
@@ -123,10 +120,21 @@ def launch_cpu_threads(environ: Mapping[str, str] | None = None, cores: int | No
     )
 
 
+_threads_reason: str | None = None  # why `use_launch_cpu_threads` changed torch's thread count, if it did
+
+
 def use_launch_cpu_threads() -> int:
-    """Apply `launch_cpu_threads` to torch (logging the change); returns the thread count in use."""
+    """Apply `launch_cpu_threads` to torch (a recipe does, before logging is set up; `cpu_threads_description` says
+    what it did); returns the thread count in use."""
+    global _threads_reason
     threads, reason = launch_cpu_threads()
     if threads is not None and threads != torch.get_num_threads():
-        logger.info("CPU threads: %d (%s)", threads, reason)
         torch.set_num_threads(threads)
+        _threads_reason = reason
     return torch.get_num_threads()
+
+
+def cpu_threads_description() -> str:
+    """torch's CPU threads, and why where `use_launch_cpu_threads` chose them: `2 threads (accelerate started ...)`."""
+    threads = torch.get_num_threads()
+    return f"{threads} threads" + (f" ({_threads_reason})" if _threads_reason else "")

@@ -12,11 +12,10 @@ accelerate prepares gives each process its own batches of it.
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 import pyarrow.compute as pc
 from torch.utils.data import Sampler
 
-from distil.encoding import arrow_column
+from distil.encoding import arrow_column, one_array
 
 
 def column_lengths(dataset, length_column: str = "length", input_column: str = "input_ids") -> np.ndarray:
@@ -31,9 +30,7 @@ def column_lengths(dataset, length_column: str = "length", input_column: str = "
         column = pc.list_value_length(arrow_column(dataset, input_column))
     else:
         raise ValueError(f"no `{length_column}` or `{input_column}` column to group rows by length")
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks()
-    return column.to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    return one_array(column).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
 
 
 def length_grouped_order(

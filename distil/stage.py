@@ -20,11 +20,9 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-import torch
-
 from distil.distributed import is_main_process, wait_for_everyone
 from distil.errors import ConfigError
-from distil.hardware import launch_cpu_threads
+from distil.hardware import cpu_threads_description
 from distil.metrics import add_perplexity
 from distil.records import DONE, RUNNING, Signature, read_record, write_record
 from distil.utils import save_run_args, write_json
@@ -206,7 +204,7 @@ def read_metrics(output_dir: str) -> dict[str, float]:
 
 def log_precision(stage: str, training_args, lstm: str | None = None) -> str:
     """Log (and return) the precision a trainer stage runs in (`lstm`: what the student's LSTM runs in), and on a
-    CPU its torch threads and why (`distil.hardware.launch_cpu_threads`)."""
+    CPU its torch threads and, where a recipe chose them, why (`distil.hardware.use_launch_cpu_threads`)."""
     if training_args.bf16:
         precision = "bf16 autocast, fp32 master weights"
     elif training_args.fp16:
@@ -217,6 +215,6 @@ def log_precision(stage: str, training_args, lstm: str | None = None) -> str:
         precision += f", {lstm}"
     where = str(training_args.device)
     if training_args.device.type == "cpu":
-        where += f" with {torch.get_num_threads()} threads ({launch_cpu_threads()[1]})"
+        where += f" with {cpu_threads_description()}"
     logger.info("%s: precision %s on %s", stage, precision, where)
     return precision

@@ -66,12 +66,7 @@ class DistillationDataCollator:
 
     def collate_columns(self, batch: RowBatch) -> dict[str, torch.Tensor]:
         """The same batch from a `ColumnRows` batch: NumPy columns, padded by one gather."""
-        input_ids, mask = pad_rows(batch, self.pad_token_id, self.pad_to_multiple_of)
-        out = {
-            "input_ids": torch.from_numpy(input_ids),
-            "attention_mask": torch.from_numpy(mask.astype(np.int64)),
-            "lengths": torch.from_numpy(batch.lengths.copy()),
-        }
+        out = self.padded(batch)
         if "label" in batch.columns:
             out["labels"] = torch.from_numpy(batch.columns["label"])
         if TEACHER_LOGITS in batch.columns:
@@ -81,17 +76,16 @@ class DistillationDataCollator:
     def pad_input_ids(self, rows: list[list[int]]) -> dict[str, torch.Tensor]:
         """`input_ids`, `attention_mask` and `lengths` of token-id rows, right-padded, with NumPy."""
         lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-        width = int(lengths.max(initial=0))
-        if self.pad_to_multiple_of:
-            width = -(-width // self.pad_to_multiple_of) * self.pad_to_multiple_of
         flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
-        mask = np.arange(width) < lengths[:, None]
-        input_ids = np.full((len(rows), width), self.pad_token_id, dtype=np.int64)
-        input_ids[mask] = flat  # row-major: each row's tokens in order
+        return self.padded(RowBatch(flat, np.cumsum(lengths) - lengths, lengths, {}))
+
+    def padded(self, batch: RowBatch) -> dict[str, torch.Tensor]:
+        """`input_ids`, `attention_mask` and `lengths` of a `RowBatch`, right-padded (`distil.batching.pad_rows`)."""
+        input_ids, mask = pad_rows(batch, self.pad_token_id, self.pad_to_multiple_of)
         return {
             "input_ids": torch.from_numpy(input_ids),
             "attention_mask": torch.from_numpy(mask.astype(np.int64)),
-            "lengths": torch.from_numpy(lengths),
+            "lengths": torch.from_numpy(batch.lengths.copy()),
         }
 
 
@@ -134,17 +128,18 @@ class LengthGroupedTrainer(Trainer):
             if length not in self._signature_columns:
                 self._signature_columns.append(length)
 
+    def _row_lengths(self, dataset) -> np.ndarray | None:
+        """Every row's length from a `datasets.Dataset`'s Arrow columns, or None for another kind of dataset."""
+        if not (hasattr(dataset, "data") and hasattr(dataset, "column_names")):
+            return None
+        input_name = self.processing_class.model_input_names[0] if self.processing_class is not None else "input_ids"
+        return column_lengths(dataset, self.args.length_column_name, input_name)
+
     def _length_sampler(self, dataset, batch_size: int) -> LengthGroupedSampler | None:
-        """A `distil.sampler.LengthGroupedSampler` over a `ColumnRows`' or a `datasets.Dataset`'s Arrow lengths, or
-        None when the dataset is something else (transformers' own sampler then)."""
-        if isinstance(dataset, ColumnRows):
-            lengths = dataset.lengths
-        elif hasattr(dataset, "data") and hasattr(dataset, "column_names"):
-            input_name = (
-                self.processing_class.model_input_names[0] if self.processing_class is not None else "input_ids"
-            )
-            lengths = column_lengths(dataset, self.args.length_column_name, input_name)
-        else:
+        """A `distil.sampler.LengthGroupedSampler` over the rows' lengths (`_row_lengths`), or None when they are not
+        known (transformers' own sampler then)."""
+        lengths = self._row_lengths(dataset)
+        if lengths is None:
             return None
         seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
         return LengthGroupedSampler(lengths, batch_size, seed=seed)
@@ -217,6 +212,9 @@ class DistillationTrainer(LengthGroupedTrainer):
         super()._set_signature_columns_if_needed()
         if TEACHER_LOGITS not in self._signature_columns:
             self._signature_columns.append(TEACHER_LOGITS)
+
+    def _row_lengths(self, dataset) -> np.ndarray | None:
+        return dataset.lengths if isinstance(dataset, ColumnRows) else super()._row_lengths(dataset)
 
     def _remove_unused_columns(self, dataset, description: str | None = None):
         """The kept columns as a `ColumnRows` (NumPy columns, a batch gathered at once) when the collator is a

@@ -85,3 +85,20 @@ def test_distil_cpu_threads_wins_and_is_checked():
     assert launch_cpu_threads({"DISTIL_CPU_THREADS": "3"}, cores=2)[0] == 3
     with pytest.raises(ConfigError, match="DISTIL_CPU_THREADS"):
         launch_cpu_threads({"DISTIL_CPU_THREADS": "zero"}, cores=2)
+
+
+def test_a_recipe_applies_the_choice_and_the_stages_say_why(monkeypatch):
+    before = torch.get_num_threads()
+    monkeypatch.setattr(hardware, "_threads_reason", None)
+    monkeypatch.setattr(hardware, "available_cores", lambda: 2)
+    for name, value in ACCELERATE_CPU.items():
+        monkeypatch.setenv(name, value)
+    for name in (*hardware.LOCAL_PROCESS_COUNT_ENVS, hardware.CPU_THREADS_ENV):
+        monkeypatch.delenv(name, raising=False)
+    try:
+        torch.set_num_threads(1)
+        assert hardware.cpu_threads_description() == "1 threads"  # nothing chosen yet: no reason given
+        assert hardware.use_launch_cpu_threads() == 2 == torch.get_num_threads()
+        assert hardware.cpu_threads_description().startswith("2 threads (accelerate started this single CPU process")
+    finally:
+        torch.set_num_threads(before)
