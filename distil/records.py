@@ -10,7 +10,7 @@ Fingerprints, one function per kind of thing, each a SHA-256 cut to 16 hex digit
 - `source_fingerprint`: a module's source file (part of its cached maps' keys, so editing it invalidates them);
 - `directory_fingerprint`: the names and bytes of the files directly in a folder (memoized on size and mtime);
 - `model_fingerprint`: a model named by Hub id, folder or `pkg://` (a finished stage's signature, a folder's files,
-  or the Hub id);
+  or the Hub id at the commit its main branch is at);
 - `module_fingerprint`: an in-memory model (its class, config and weights);
 - `dataset_dir_fingerprint`: a saved `DatasetDict` (a finished stage's signature, or its split metadata);
 - `array_fingerprint`: arrays or tensors; `json_fingerprint`: a JSON value (a signature, a vocabulary);
@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from distil.hub import resolve_model_path
+from distil.hub import hub_revision, resolve_model_path
 from distil.utils import write_json
 
 STAGE_FILE = "stage.json"
@@ -116,7 +116,8 @@ def stage_fingerprint(path: str) -> str | None:
 
 
 def model_fingerprint(name_or_path: str | None) -> str | None:
-    """What a model input is: a finished stage's signature, the hash of a local folder's files, or a Hub id."""
+    """What a model input is: a finished stage's signature, the hash of a local folder's files, or a Hub id with the
+    commit it resolves to (`hub:<id>@<sha>`: a new commit upstream is a new input)."""
     if not name_or_path:
         return None
     try:
@@ -125,7 +126,7 @@ def model_fingerprint(name_or_path: str | None) -> str | None:
         return f"missing:{name_or_path}"
     if os.path.isdir(path):
         return stage_fingerprint(path) or directory_fingerprint(path)
-    return f"hub:{name_or_path}"
+    return f"hub:{name_or_path}@{hub_revision(name_or_path)}"
 
 
 def module_fingerprint(model) -> str:
