@@ -56,7 +56,7 @@ def hub_revision(repo_id: str, repo_type: str = "model") -> str:
     the Hub cannot be reached, read from the local Hub cache (its `refs/main`, else its newest snapshot);
     `UNKNOWN_REVISION` where neither knows (the repo cannot be loaded then either)."""
     from huggingface_hub import HfApi, constants
-    from huggingface_hub.errors import HfHubHTTPError, OfflineModeIsEnabled
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
 
     if not constants.is_offline_mode():
         try:
@@ -65,6 +65,8 @@ def hub_revision(repo_id: str, repo_type: str = "model") -> str:
                 return sha
         except (HfHubHTTPError, OfflineModeIsEnabled, *transport_errors(), OSError):
             pass
+        except HFValidationError:  # not a repo id (a local path that does not exist)
+            return UNKNOWN_REVISION
     cache = Path(constants.HF_HUB_CACHE) / f"{repo_type}s--{repo_id.replace('/', '--')}"
     ref = cache / "refs" / "main"
     if ref.is_file():
