@@ -46,6 +46,8 @@ IGNORED_SETTINGS = {
     "data_dir", "model_name_or_path", "teacher_model", "transfer_set", "word_vectors", "tokenizer_name_or_path",
 }  # fmt: skip
 IGNORED_PREFIXES = ("logging_", "hub_", "save_", "dataloader_", "eval_", "ddp_", "include_", "torch_compile")
+# The length of a training run: a longer run of otherwise the same settings continues from a shorter one's checkpoints.
+LENGTH_SETTINGS = ("max_steps", "num_train_epochs")
 
 
 # ---------------------------------------------------------------- fingerprints
@@ -204,6 +206,10 @@ def settings_of(*arg_objects) -> dict[str, Any]:
     return settings
 
 
+def without_length(settings: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in settings.items() if name not in LENGTH_SETTINGS}
+
+
 @dataclass
 class Signature:
     """What a stage was built from: its settings, its inputs' fingerprints and the package version."""
@@ -232,6 +238,21 @@ class Signature:
         if record.get("version") != self.version:
             out.append(f"distil version: {record.get('version')!r} -> {self.version!r}")
         return out or ["signature changed"]
+
+    def continues(self, record: dict) -> bool:
+        """Whether a run of this signature may continue from the checkpoints of the run `record` describes: the same
+        stage, inputs, version and settings but for the length (`LENGTH_SETTINGS`), in the same unit and no shorter
+        (the Trainer resumes a checkpoint under a larger `max_steps` or `num_train_epochs`)."""
+        if self.digest == record.get("signature"):
+            return True
+        old = record.get("settings", {})
+        same = [record.get(key) == getattr(self, key) for key in ("stage", "inputs", "version")]
+        if not all(same) or without_length(old) != without_length(self.settings):
+            return False
+        old_steps, new_steps = old.get("max_steps", -1), self.settings.get("max_steps", -1)
+        if old_steps > 0 or new_steps > 0:
+            return 0 < old_steps <= new_steps
+        return old.get("num_train_epochs", 0) <= self.settings.get("num_train_epochs", 0)
 
     def record(self, status: str, **extra) -> dict:
         return {
