@@ -245,7 +245,7 @@ def run_pipeline(
             validation,
             {"teacher": teacher, **models},
             teacher_precision=labelled.get("labelling_precision", "fp32"),
-            default_max_length=transfer_args[2].max_seq_length,
+            teacher_max_length=transfer_args[2].max_seq_length,
         )
         write_report(pipe.output_dir, results)
     wait_for_everyone()
@@ -258,16 +258,15 @@ def evaluate_models(
     validation,
     models: dict[str, str],
     teacher_precision: str = "fp32",
-    default_max_length: int = 128,
+    teacher_max_length: int = 128,
 ) -> dict[str, dict[str, float]]:
     """Accuracy, F1 (binary for two labels, macro for more) of each model on `validation`, and its agreement with
     the first model (the teacher). Each model's logits are put in the data's label order, matched by name.
 
-    Each model reads the validation texts at the token length it trained at (`distil.stage.trained_max_length`;
-    `default_max_length` where its folder does not say, e.g. a teacher from the Hub: the length that labelled the
-    transfer set). The teacher runs in `teacher_precision`, the precision that labelled the transfer set (recorded
-    in its `stage.json`), so the report scores the model that made the labels; the students run in fp32. Both are
-    recorded per model (`max_length`, `precision`)."""
+    The teacher runs as it labelled the transfer set: at `teacher_max_length` and in `teacher_precision` (recorded
+    in the transfer set's `stage.json`), so the report scores the model that made the labels. Each student reads the
+    texts at the token length it trained at (`distil.stage.trained_max_length`), in fp32. Both are recorded per model
+    (`max_length`, `precision`)."""
     names = list(validation.features[LABEL_COLUMN].names)
     references = np.asarray(validation[LABEL_COLUMN])
     results, reference_predictions = {}, None
@@ -275,8 +274,10 @@ def evaluate_models(
         resolved = resolve_model_path(path)
         config = AutoConfig.from_pretrained(resolved)
         order = label_order(name, str(path), config, names)
-        max_length = (trained_max_length(resolved) if os.path.isdir(resolved) else None) or default_max_length
-        precision = teacher_precision if reference_predictions is None else "fp32"
+        if reference_predictions is None:
+            max_length, precision = teacher_max_length, teacher_precision
+        else:
+            max_length, precision = trained_max_length(resolved) or teacher_max_length, "fp32"
         logits = np.asarray(
             add_classifier_logits(
                 validation, path, batch_size=pipe.eval_batch_size, max_length=max_length, precision=precision,

@@ -15,7 +15,7 @@ from distil.augment import AugmentationArguments
 from distil.configs import ConfigError, DataArguments, parse_args
 from distil.data import SST2_LABEL_NAMES, read_glue_tsv
 from distil.errors import InputError
-from distil.records import Signature, is_done
+from distil.records import Signature, is_done, read_record
 from distil.stage import StageArguments, StageOutput
 from distil.transfer_set import TransferSetArguments, build_transfer_set, save_atomically
 
@@ -255,3 +255,23 @@ def test_permuted_teacher_gives_the_same_targets(toy_data_dir, tiny_bert_3_label
     np.testing.assert_allclose(
         np.asarray(raw["teacher_logits"]), np.asarray(plain["validation"]["teacher_logits"])[:, [2, 0, 1]], atol=1e-5
     )
+
+
+@pytest.mark.parametrize("precision, native_bf16, recorded", [
+    ("auto", True, "bf16"), ("auto", False, "fp32"), ("fp32", True, "fp32"), ("bf16", False, "bf16"),
+])  # fmt: skip
+def test_the_record_says_which_precision_labelled(toy_data_dir, tiny_bert_dir, tmp_path, monkeypatch, precision,
+                                                  native_bf16, recorded):  # fmt: skip
+    """`precision: auto` labels in bf16 where the device has it (a GPU, or a CPU with native bf16) and in fp32
+    elsewhere: the transfer set's stage.json says which, and the logits are that precision's."""
+    import distil.hardware as hardware
+
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native_bf16)
+    out = tmp_path / "t"
+    splits = run_stage(_args(toy_data_dir, tiny_bert_dir, out, "--no_augment", "--precision", precision))
+    record = read_record(str(out))
+    assert record["labelling_precision"] == recorded and record["mask_token"] == "[MASK]"
+    validation = splits["validation"]
+    expected = labeling.add_classifier_logits(validation.select_columns(["sentence"]), str(tiny_bert_dir),
+                                              max_length=32, precision=recorded)  # fmt: skip
+    np.testing.assert_array_equal(np.array(validation["teacher_logits"]), np.array(expected["teacher_logits"]))
