@@ -493,3 +493,18 @@ def test_script_nan_logits_exit_with_one_line(transfer_set, tmp_path):
         == f"train_student.py: error: transfer_set: {bad}[train]: row 4: teacher_logits nan is not finite"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_script_prune_vocab_of_a_teacher_without_wordpiece_exits_with_one_line(transfer_set, tmp_path):
+    from distil.tokenization import build_word_tokenizer
+
+    teacher = tmp_path / "word-level-teacher"  # a tokenizer that is not WordPiece (as RoBERTa's BPE is not)
+    build_word_tokenizer(["a good film", "a dull film"]).save_pretrained(teacher)
+    result = run_script("train_student.py", "--transfer_set", transfer_set, "--output_dir", tmp_path / "out",
+                        "--tokenizer", "teacher", "--teacher_model", teacher, "--prune_vocab", "true",
+                        "--embedding_init", "random", "--max_steps", "1")  # fmt: skip
+    assert error_line(result) == (
+        "train_student.py: error: prune_vocab: the teacher's tokenizer is WordLevel, and only a fast WordPiece "
+        "vocabulary is pruned; unset prune_vocab (or use tokenizer=word, a vocabulary of the data's words)"
+    )
+    assert not (tmp_path / "out").exists()
