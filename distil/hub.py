@@ -58,7 +58,8 @@ def hub_revision(repo_id: str, repo_type: str = "model") -> str:
     from huggingface_hub import HfApi, constants
     from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
 
-    if not constants.is_offline_mode():
+    offline = constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+    if not offline:
         try:
             sha = HfApi().repo_info(repo_id, repo_type=repo_type).sha
             if sha:
