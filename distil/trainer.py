@@ -12,7 +12,6 @@ when the evaluation set has `teacher_logits`, the agreement of the student's arg
 from __future__ import annotations
 
 import inspect
-import itertools
 import logging
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 from transformers import Trainer
 
 from distil.batching import ColumnRows, RowBatch, pad_rows
+from distil.encoding import flat_token_ids
 from distil.losses import distillation_loss, gold_cross_entropy
 from distil.metrics import add_perplexity, agreement, classification_metrics
 from distil.sampler import LengthGroupedSampler, column_lengths
@@ -75,9 +75,8 @@ class DistillationDataCollator:
 
     def pad_input_ids(self, rows: list[list[int]]) -> dict[str, torch.Tensor]:
         """`input_ids`, `attention_mask` and `lengths` of token-id rows, right-padded, with NumPy."""
-        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-        flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
-        return self.padded(RowBatch(flat, np.cumsum(lengths) - lengths, lengths, {}))
+        ids = flat_token_ids(rows)
+        return self.padded(RowBatch(ids.ids, ids.starts, ids.lengths, {}))
 
     def padded(self, batch: RowBatch) -> dict[str, torch.Tensor]:
         """`input_ids`, `attention_mask` and `lengths` of a `RowBatch`, right-padded (`distil.batching.pad_rows`)."""
