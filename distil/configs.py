@@ -16,7 +16,9 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 import yaml
+from accelerate import PartialState
 from transformers import HfArgumentParser, SchedulerType, TrainingArguments
 
 from distil.errors import ConfigError, InputError
@@ -139,9 +141,7 @@ class DistilArgumentParser(HfArgumentParser):
         super().__init__(dataclass_types, **kwargs)
         # Without an accelerator the CPU is the only device: saying so up front lets several processes launched
         # together form a gloo group (`TrainingArguments` creates the run's `PartialState` when it is built).
-        from distil.distributed import accelerator_available
-
-        if "use_cpu" in self.known_keys() and not accelerator_available():
+        if "use_cpu" in self.known_keys() and not torch.accelerator.is_available():
             self.set_defaults(use_cpu=True)
 
     def error(self, message: str):
@@ -232,6 +232,9 @@ def run_recipe(main, prog: str) -> None:
     (config, data file, model) exits with one line naming it."""
     try:
         use_launch_cpu_threads()
+        # accelerate forms a group of CPU processes (gloo) only when told `cpu=True`; without an accelerator the CPU
+        # is the only device, so the run's state is created here before any stage asks for it
+        PartialState(cpu=not torch.accelerator.is_available())
         main()
     except (InputError, FileNotFoundError) as e:
         sys.exit(f"{prog}: error: {e}")

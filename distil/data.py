@@ -19,10 +19,10 @@ import os
 
 import pyarrow as pa
 import pyarrow.compute as pc
+from accelerate import PartialState
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
 from datasets import config as datasets_config
 
-from distil.distributed import main_process_first
 from distil.errors import InputError, TSVFormatError
 from distil.hub import load_errors
 from distil.records import files_fingerprint
@@ -92,7 +92,7 @@ def load_sst2_tsv(data_dir: str, cache_dir: str | None = None) -> DatasetDict:
             raise InputError(f"{path}: not found (data_dir needs {', '.join(TSV_FILES.values())})")
     cache_root = cache_dir or datasets_config.HF_DATASETS_CACHE
     target = os.path.join(str(cache_root), "distil_sst2_tsv", tsv_fingerprint(data_dir))
-    with main_process_first():  # the main process builds the cache; the others wait, then read it
+    with PartialState().main_process_first():  # the main process builds the cache; the others wait, then read it
         if not os.path.isdir(target):
             splits = DatasetDict(
                 {
@@ -355,7 +355,7 @@ def load_data(
     if data_dir:
         splits = load_sst2_tsv(data_dir, cache_dir=cache_dir)
     else:
-        with main_process_first():  # the main process builds the caches; the others wait, then read them
+        with PartialState().main_process_first():  # the main process builds the caches; the others wait, then read them
             splits = _load_task(args, cache_dir)
     for split, cap in (("train", max_train_samples), ("validation", max_eval_samples)):
         if cap is not None and cap < len(splits[split]):

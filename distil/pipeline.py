@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import yaml
+from accelerate import PartialState
+from accelerate.utils import wait_for_everyone
 from transformers import AutoConfig, TrainingArguments, set_seed
 
 from distil.augment import AugmentationArguments
 from distil.configs import DataArguments, load_yaml_config, parse_mapping, yaml_error
 from distil.data import LABEL_COLUMN, load_data_from_args
-from distil.distributed import is_main_process, wait_for_everyone
 from distil.hub import HubArguments, resolve_model_path
 from distil.labeling import label_with_teacher
 from distil.labels import label_order
@@ -236,7 +237,7 @@ def run_pipeline(
     # cache is built under a barrier, which the main process alone must not enter.
     validation = load_data_from_args(transfer_args[2])["validation"]
     report = os.path.join(pipe.output_dir, "all_results.json")
-    if is_main_process():
+    if PartialState().is_main_process:
         models = {name: dirs[name] for name in ("student", "baseline") if name in dirs}
         results = evaluate_models(pipe, validation, {"teacher": teacher, **models})
         write_report(pipe.output_dir, results)

@@ -20,7 +20,9 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-from distil.distributed import is_main_process, wait_for_everyone
+from accelerate import PartialState
+from accelerate.utils import wait_for_everyone
+
 from distil.errors import ConfigError
 from distil.hardware import cpu_threads_description
 from distil.metrics import add_perplexity
@@ -69,7 +71,7 @@ class StageOutput:
         if self.args.overwrite_output_dir:
             if record is not None or os.path.isdir(self.output_dir):
                 logger.info("%s: overwrite_output_dir, starting fresh in %s", self.name, self.output_dir)
-            if is_main_process():
+            if PartialState().is_main_process:
                 clear_stage_dir(self.output_dir)
             wait_for_everyone()
             return False
@@ -92,7 +94,7 @@ class StageOutput:
     def start(self) -> None:
         """Record the signature as running (checkpoints written from now on belong to it); drop checkpoints of an
         earlier signature. Main process only writes; everyone waits."""
-        if is_main_process():
+        if PartialState().is_main_process:
             record = read_record(self.output_dir)
             if record is not None and record.get("signature") != self.signature.digest:
                 for name in checkpoint_names(self.output_dir):

@@ -16,7 +16,7 @@ PIPELINE = {"pipeline"}
 PUBLISHING = {"cards", "push"}
 # what publishing may read: settings, errors, processes, files and records; never a stage's internals
 # `task`: how a run's data and labels are named in words and tags (no stage logic)
-PUBLISHING_READS = {"distil", "errors", "distributed", "configs", "hub", "utils", "records", "task"} | PUBLISHING
+PUBLISHING_READS = {"distil", "errors", "configs", "hub", "utils", "records", "task"} | PUBLISHING
 
 
 def modules() -> list[str]:
