@@ -355,7 +355,8 @@ def load_data(
     if data_dir:
         splits = load_sst2_tsv(data_dir, cache_dir=cache_dir)
     else:
-        with PartialState().main_process_first():  # the main process builds the caches; the others wait, then read them
+        # the main process builds the caches; the others wait, then read them
+        with PartialState().main_process_first():
             splits = _load_task(args, cache_dir)
     for split, cap in (("train", max_train_samples), ("validation", max_eval_samples)):
         if cap is not None and cap < len(splits[split]):
