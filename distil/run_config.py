@@ -248,10 +248,17 @@ def read_run_file(path: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]
     return top, sections
 
 
-def parse_run(args: Sequence[str] | None = None, *, top_level_flags: bool = True) -> tuple[RunConfig, list[str]]:
-    """The run of `--config file.yaml` (optional) and the command line: the top level from the file, then the
-    top-level flags (`top_level_flags`; else they are returned, for a stage recipe); the sections from the file and
-    the `--stage.key` flags, every key checked. Returns the run and the flags left."""
+def parse_run(args: Sequence[str] | None = None) -> RunConfig:
+    """The run of `--config file.yaml` (optional) and the command line (default `sys.argv[1:]`): the top level from
+    the file, then the top-level flags; each section from the file, then its `--stage.key` flags. Every key is checked
+    first; a wrong one is a `ConfigError` of one line."""
+    run, _ = read_run(args, top_level_flags=True)
+    return run
+
+
+def read_run(args: Sequence[str] | None, top_level_flags: bool) -> tuple[RunConfig, list[str]]:
+    """`parse_run`; without `top_level_flags` (a stage recipe) the top level comes from the file alone and the
+    undotted flags are returned, for the stage's own parser."""
     config_path, args = pop_config_arg(sys.argv[1:] if args is None else args)
     top, sections = read_run_file(config_path) if config_path else ({}, {})
     flat, overrides = split_sections(args)
@@ -362,6 +369,6 @@ def parse_stage(stages: Sequence[str], args: Sequence[str] | None = None) -> tup
         if stage not in stages:
             raise ConfigError(f"--stage: must be one of {', '.join(stages)}, got {stage!r}")
         del args[i : i + 2]
-    run, flags = parse_run(args, top_level_flags=False)
+    run, flags = read_run(args, top_level_flags=False)
     from_file = run.source is not None
     return stage_arguments(run, stage, flags, from_run=from_file, publish=from_file)

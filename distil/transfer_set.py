@@ -65,10 +65,7 @@ class TransferSetArguments:
     )
     seed: int = field(default=42, metadata={"help": "Seed; each row's generator is seeded by (seed, row index)."})
     num_proc: int | None = field(
-        default=2,
-        metadata={
-            "help": "Worker processes for tagging and augmentation (unset: one process; the output is the same)."
-        },
+        default=None, metadata={"help": "Worker processes for tagging and augmentation (output is the same)."}
     )
     map_batch_size: int = field(default=1000, metadata={"help": "Rows per batch of the tagging/augmentation maps."})
     tag_batch_size: int = field(default=256, metadata={"help": "`nlp.pipe` batch size."})

@@ -21,7 +21,7 @@ from distil.run_config import parse_run, stage_plan
 
 
 def main(args: list[str] | None = None) -> dict:
-    run, _ = parse_run(args)
+    run = parse_run(args)
     plan = stage_plan(run)  # every stage's arguments, checked
     create_repos(run.pipe, teacher_dir=run.pipe.local_teacher())  # a wrong token or an unreachable Hub fails first
     results = run_pipeline(run, command=recipe_command("recipes/distil.py", args), plan=plan)
