@@ -100,17 +100,23 @@ LR_SCHEDULES = {
 }
 
 
-def apply_lr_schedule(training_args: TrainingArguments, lr_schedule: str | None, epochs_per_cycle: float = 1.0):
-    """Map the original script's schedule names onto `TrainingArguments.lr_scheduler_type`. Another
-    `lr_scheduler_type` than the default (linear) beside a schedule name is refused: one of them would be ignored."""
-    if lr_schedule is None:
-        return training_args
+def check_lr_schedule(training_args: TrainingArguments, lr_schedule: str | None) -> None:
+    """A schedule name beside another `lr_scheduler_type` than the default (linear) is refused: one of them would be
+    ignored."""
     scheduler = SchedulerType(training_args.lr_scheduler_type)
     if lr_schedule in LR_SCHEDULES and scheduler not in (SchedulerType.LINEAR, LR_SCHEDULES[lr_schedule]):
         raise ConfigError(
             f"lr_schedule: {lr_schedule} sets lr_scheduler_type {LR_SCHEDULES[lr_schedule].value}, but it is set to "
             f"{scheduler.value}; set lr_schedule to null to use lr_scheduler_type"
         )
+
+
+def apply_lr_schedule(training_args: TrainingArguments, lr_schedule: str | None, epochs_per_cycle: float = 1.0):
+    """Map the original script's schedule names onto `TrainingArguments.lr_scheduler_type` (`check_lr_schedule`
+    first)."""
+    if lr_schedule is None:
+        return training_args
+    check_lr_schedule(training_args, lr_schedule)
     if lr_schedule == "constant":
         training_args.lr_scheduler_type = SchedulerType.CONSTANT
         training_args.warmup_steps = 0

@@ -29,13 +29,14 @@ import dataclasses
 import difflib
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from distil.augment import AugmentationArguments
-from distil.configs import DataArguments, DistilArgumentParser, load_yaml_config, pop_config_arg
+from distil.configs import DataArguments, DistilArgumentParser, check_lr_schedule, load_yaml_config, pop_config_arg
 from distil.errors import ConfigError
 from distil.hub import HubArguments
 from distil.stage import StageArguments
@@ -87,9 +88,12 @@ class PipelineArguments(HubArguments, StageArguments):
         default="outputs/distil",
         metadata={"help": "Root of the run: `teacher/`, `transfer_set/`, `student/` and the report go under it."},
     )
-    train_teacher: bool = field(
-        default=True,
-        metadata={"help": "Fine-tune a teacher first (into `output_dir/teacher`). False: use `teacher_model` as is."},
+    train_teacher: bool | None = field(
+        default=None,
+        metadata={
+            "help": "Fine-tune a teacher first (into `output_dir/teacher`, its settings: the `teacher:` section). "
+            "False: use `teacher_model` as is. Unset: true unless `teacher_model` is given."
+        },
     )
     teacher_model: str | None = field(
         default=None,
@@ -108,8 +112,14 @@ class PipelineArguments(HubArguments, StageArguments):
     eval_batch_size: int = field(default=128, metadata={"help": "Batch size of the final teacher/student evaluation."})
 
     def __post_init__(self):
+        if self.train_teacher is None:
+            self.train_teacher = not self.teacher_model
         if not self.train_teacher and not self.teacher_model:
             raise ValueError("teacher_model is required when train_teacher is false")
+        if self.train_teacher and self.teacher_model:
+            raise ValueError(
+                "teacher_model: given, but train_teacher is true (a teacher is trained instead); drop one"
+            )
         self.require("hub_model_id", "hub_dataset_id")  # with push_to_hub
 
     def stage_dirs(self) -> dict[str, str]:
@@ -180,7 +190,8 @@ def check_top_key(key: str, source: str, flag: bool = False) -> None:
     if stages:
         change = f"--{stages[0]}.{key}" if flag else f"put it under {stages[0]}:"
         raise ConfigError(f"{source}: {name}: a setting of {', '.join(stages)}, not of the whole run; {change}")
-    raise ConfigError(f"{source}: {name}: unknown key{suggestion(key, RUN_KEYS | set(RUN_SECTIONS))}")
+    every_key = RUN_KEYS.union(RUN_SECTIONS, *map(section_keys, RUN_SECTIONS))
+    raise ConfigError(f"{source}: {name}: unknown key{suggestion(key, every_key)}")
 
 
 def split_sections(args: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -204,6 +215,18 @@ def split_sections(args: Sequence[str]) -> tuple[list[str], dict[str, list[str]]
             current = top
         current.append(token)
     return top, sections
+
+
+def split_flags(args: Sequence[str], keys) -> tuple[list[str], list[str]]:
+    """`args` split into the flags (with their values) whose key is in `keys`, and the others."""
+    chosen: list[str] = []
+    others: list[str] = []
+    current = others
+    for token in args:
+        if token.startswith("--"):
+            current = chosen if flag_names([token])[0] in keys else others
+        current.append(token)
+    return chosen, others
 
 
 def flag_names(args: Sequence[str]) -> list[str]:
@@ -252,20 +275,23 @@ def parse_run(args: Sequence[str] | None = None) -> RunConfig:
     """The run of `--config file.yaml` (optional) and the command line (default `sys.argv[1:]`): the top level from
     the file, then the top-level flags; each section from the file, then its `--stage.key` flags. Every key is checked
     first; a wrong one is a `ConfigError` of one line."""
-    run, _ = read_run(args, top_level_flags=True)
+    run, _ = read_run(args, stage_recipe=False)
     return run
 
 
-def read_run(args: Sequence[str] | None, top_level_flags: bool) -> tuple[RunConfig, list[str]]:
-    """`parse_run`; without `top_level_flags` (a stage recipe) the top level comes from the file alone and the
-    undotted flags are returned, for the stage's own parser."""
+def read_run(args: Sequence[str] | None, stage_recipe: bool) -> tuple[RunConfig, list[str]]:
+    """`parse_run`, and the flags left for a stage recipe's own parser (`stage_recipe`): with a file, the run's
+    top-level flags (`--output_dir`, `--max_train_samples`, ...) mean what they mean to the pipeline and the others are
+    the stage's own; without one, every undotted flag is the stage's own."""
     config_path, args = pop_config_arg(sys.argv[1:] if args is None else args)
     top, sections = read_run_file(config_path) if config_path else ({}, {})
     flat, overrides = split_sections(args)
     for stage, stage_args in overrides.items():
         for key in flag_names(stage_args):
             check_section_key(stage, key, "command line")
-    run_args = flat if top_level_flags else []
+    run_args, own = flat, []
+    if stage_recipe:
+        run_args, own = split_flags(flat, RUN_KEYS) if config_path else ([], flat)
     for key in flag_names(run_args):
         if key not in ("help", "h"):
             check_top_key(key, "command line", flag=True)
@@ -290,7 +316,7 @@ def read_run(args: Sequence[str] | None, top_level_flags: bool) -> tuple[RunConf
     for stage, trained in (("teacher", pipe.train_teacher), ("baseline", pipe.train_baseline)):
         if not trained and (sections.get(stage) or overrides.get(stage)):
             logger.warning("%s: settings given but train_%s is false: they are not used", stage, stage)
-    return RunConfig(pipe, data, sections, overrides, config_path), flat if not top_level_flags else []
+    return RunConfig(pipe, data, sections, overrides, config_path), own
 
 
 def run_settings(run: RunConfig, stage: str, publish: bool = False) -> dict[str, Any]:
@@ -335,8 +361,10 @@ def stage_arguments(
         *parsed, remaining = parser.parse_args_into_dataclasses(
             args=[*run.overrides.get(stage, []), *args], return_remaining_strings=True
         )
-    except ValueError as e:  # ConfigError, or a dataclass's own __post_init__ check naming its field
-        message = str(e)
+        if stage in ("teacher", "student", "baseline"):
+            check_lr_schedule(parsed[2], parsed[0].lr_schedule)
+    except ValueError as e:  # ConfigError: argparse's `argument --key: ...`, or a dataclass's check `key: ...`
+        message = re.sub(r"^argument --(\w+)(/--[\w-]+)*: ", r"\1: ", str(e))
         key = message.split(":", 1)[0]
         raise ConfigError(f"{stage}.{message}" if key in known else f"{stage}: {message}") from None
     if remaining:
@@ -369,6 +397,6 @@ def parse_stage(stages: Sequence[str], args: Sequence[str] | None = None) -> tup
         if stage not in stages:
             raise ConfigError(f"--stage: must be one of {', '.join(stages)}, got {stage!r}")
         del args[i : i + 2]
-    run, flags = read_run(args, top_level_flags=False)
+    run, flags = read_run(args, stage_recipe=True)
     from_file = run.source is not None
     return stage_arguments(run, stage, flags, from_run=from_file, publish=from_file)
