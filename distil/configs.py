@@ -13,6 +13,7 @@ import math
 import os
 import shlex
 import sys
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -159,12 +160,34 @@ def load_yaml_config(path: str) -> dict[str, Any]:
     return config
 
 
+def null_or(convert):
+    """An argparse type: `null` (or `None`) is None, anything else `convert(text)`."""
+
+    def null_or_value(text: str):
+        return None if text in ("null", "None") else convert(text)
+
+    null_or_value.__name__ = getattr(convert, "__name__", "value")  # argparse names it in `invalid int value`
+    return null_or_value
+
+
 class DistilArgumentParser(HfArgumentParser):
     """`HfArgumentParser` that reads `--config file.yaml` first, then lets command-line flags override it."""
 
     def __init__(self, dataclass_types, raise_errors: bool = False, **kwargs):
         super().__init__(dataclass_types, **kwargs)
         self.raise_errors = raise_errors  # raise a ConfigError instead of printing the usage and exiting
+        # `--key null` unsets a field that may be None, as `key: null` does in YAML (`--student.embedding_size null`)
+        nullable = {
+            name
+            for dtype in self.dataclass_types
+            for name, hint in typing.get_type_hints(dtype).items()
+            if type(None) in typing.get_args(hint)
+        }
+        for action in self._actions:
+            if action.dest in nullable and action.nargs is None and action.type not in (None, bool):
+                action.type = null_or(action.type)
+                if action.choices is not None:
+                    action.choices = [*action.choices, None]
         # Without an accelerator the CPU is the only device: saying so up front lets several processes launched
         # together form a gloo group (`TrainingArguments` creates the run's `PartialState` when it is built).
         if "use_cpu" in self.known_keys() and not torch.accelerator.is_available():
