@@ -183,7 +183,6 @@ class StudentArguments:
     )
 
     def __post_init__(self):
-        self.loss = self.loss or ("mse" if self.transfer_set else "ce")
         if not 0.0 <= self.classifier_dropout < 1.0:
             raise ConfigError(f"classifier_dropout: must be in [0, 1), got {self.classifier_dropout}")
         if not 0.0 <= self.alpha <= 1.0:
@@ -268,7 +267,7 @@ def train_student(
     from its last checkpoint of the same signature.
     """
     apply_lr_schedule(training_args, student_args.lr_schedule, student_args.epochs_per_cycle)
-    loss_type = student_args.loss
+    loss_type = student_args.loss or ("mse" if student_args.transfer_set else "ce")
     if student_args.transfer_set is None and loss_type != "ce":
         raise ConfigError(f"loss: {loss_type} needs a transfer_set with teacher_logits; without one only ce works")
 

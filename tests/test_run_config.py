@@ -53,7 +53,7 @@ def test_sections_reach_their_stage_and_the_top_level_reaches_every_stage(tmp_pa
     assert rules.n_iter == 9 and transfer.teacher_model == "out/teacher" and transfer.output_dir == "out/transfer_set"
     assert data.max_seq_length == 128  # the teacher's section does not reach the transfer set
     student, data, training, _ = plan["student"]
-    assert student.hidden_size == 32 and student.transfer_set == "out/transfer_set" and student.loss == "mse"
+    assert student.hidden_size == 32 and student.transfer_set == "out/transfer_set" and student.loss is None
     assert data.max_seq_length == 64 and training.learning_rate == 4e-3  # the student's defaults
     assert plan["baseline"] is None  # no baseline settings: no baseline
     for args in filter(None, plan.values()):
@@ -242,11 +242,12 @@ def test_run_files_plan_and_repeat_no_package_default(path, monkeypatch):
 
 
 def test_the_quickstart_is_the_package_defaults_on_sst2(monkeypatch):
-    """configs/sst2.yaml holds the data, the run's folder and the workers: its plan equals the no-file plan with
-    those flags (the recipe is the defaults)."""
+    """configs/sst2.yaml holds the data, the run's folder, the workers and the loss it names: its plan equals the
+    no-file plan with those flags (the recipe is the defaults)."""
     monkeypatch.chdir(ROOT)
     from_file = stage_plan(parse_run(["--config", "configs/sst2.yaml"]))
     flags = ["--data_dir", "../shared/data/sst2", "--output_dir", "outputs/quickstart", "--transfer_set.num_proc", "2"]
+    flags += ["--student.loss", "mse"]
     no_file = stage_plan(parse_run(flags))
     for stage in ("teacher", "transfer_set", "student"):
         assert from_file[stage] == no_file[stage], stage
