@@ -11,12 +11,16 @@ from .conftest import ROOT, tiny_pipeline_args
 
 
 def test_gpu_benchmark_runs_end_to_end_without_a_gpu(tmp_path, tiny_bert_dir, toy_data_dir):
-    config = tmp_path / "pipeline.yaml"
-    config.write_text(f"data_dir: {toy_data_dir}\nuse_cpu: true\nseed: 3\n")
     results_dir = tmp_path / "results"
+    run_args = tiny_pipeline_args(tmp_path / "stages", tiny_bert_dir, toy_data_dir) + [
+        "--use_cpu",
+        "true",
+        "--seed",
+        "3",
+    ]
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--config", str(config), "--name", "tiny",
-         "--results_dir", str(results_dir), *tiny_pipeline_args(tmp_path / "stages", tiny_bert_dir, toy_data_dir)],
+        [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--name", "tiny", "--results_dir", str(results_dir),
+         *run_args],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]
