@@ -332,3 +332,20 @@ def test_each_stage_recipe_runs_alone_from_the_run_file_then_the_pipeline_skips_
         "TrainingArguments"]["learning_rate"]  # fmt: skip
     assert TINY_STUDENT["hidden_size"] == json.loads((out / "student" / "run_args.json").read_text())[
         "StudentArguments"]["hidden_size"]  # fmt: skip
+
+
+def test_a_stage_recipe_publishes_its_output_to_the_runs_repo_for_it(tmp_path):
+    config = run_file(tmp_path / "run.yaml", {"data_dir": "data", "output_dir": "out"}, baseline={})
+    hub = ["--push_to_hub", "true", "--hub_model_id", "me/student", "--hub_dataset_id", "me/ts", "--hub_token", "t"]
+    args = ["--config", str(config), *hub]
+    assert not parse_stage(["teacher"], args)[2].push_to_hub  # no hub_teacher_id: the teacher is not pushed
+    teacher = parse_stage(["teacher"], [*args, "--hub_teacher_id", "me/teacher"])[2]
+    assert teacher.push_to_hub and (teacher.hub_model_id, teacher.hub_token) == ("me/teacher", "t")
+    transfer = parse_stage(["transfer_set"], args)[0]
+    assert transfer.push_to_hub and transfer.hub_dataset_id == "me/ts"
+    student = parse_stage(["student", "baseline"], args)[2]
+    assert student.push_to_hub and student.hub_model_id == "me/student"
+    assert not parse_stage(["student", "baseline"], [*args, "--stage", "baseline"])[2].push_to_hub
+    # in the pipeline no stage pushes: publishing pushes the run once, after them
+    plan = stage_plan(parse_run(args))
+    assert not any(getattr(a, "push_to_hub", False) for args in plan.values() for a in args)
