@@ -122,13 +122,16 @@ class PipelineArguments(HubArguments, StageArguments):
             )
         self.require("hub_model_id", "hub_dataset_id")  # with push_to_hub
 
+    def stage_dir(self, stage: str) -> str:
+        return os.path.join(self.output_dir, stage)
+
     def stage_dirs(self) -> dict[str, str]:
         names = ("teacher", "transfer_set", "student") + (("baseline",) if self.train_baseline else ())
-        return {name: os.path.join(self.output_dir, name) for name in names}
+        return {name: self.stage_dir(name) for name in names}
 
     def teacher(self) -> str:
         """The teacher the transfer set is labelled with: the one trained here, or `teacher_model`."""
-        return self.stage_dirs()["teacher"] if self.train_teacher else self.teacher_model
+        return self.stage_dir("teacher") if self.train_teacher else self.teacher_model
 
     def local_teacher(self) -> str | None:
         """The teacher's local folder (trained here, or a folder given), or None (a Hub id or `pkg://`)."""
@@ -194,26 +197,31 @@ def check_top_key(key: str, source: str, flag: bool = False) -> None:
     raise ConfigError(f"{source}: {name}: unknown key{suggestion(key, every_key)}")
 
 
+def flag_groups(args: Sequence[str]) -> list[list[str]]:
+    """`args` as groups of one flag and the values after it (`--a 1 2`, `--b`), in order."""
+    groups: list[list[str]] = []
+    for token in args:
+        if token.startswith("--") or not groups:
+            groups.append([token])
+        else:
+            groups[-1].append(token)
+    return groups
+
+
 def split_sections(args: Sequence[str]) -> tuple[list[str], dict[str, list[str]]]:
     """Command-line arguments split into the top level's and each section's (`--student.lr 1` -> `--lr 1`)."""
     top: list[str] = []
     sections: dict[str, list[str]] = {}
-    current = top
-    for token in args:
-        if token.startswith("--"):
-            name = token[2:].split("=", 1)[0]
-            stage, dot, key = name.partition(".")
-            if dot:
-                if stage not in RUN_SECTIONS:
-                    hint = (
-                        f"--{OLD_LAYOUT[stage]}.{key}" if stage in OLD_LAYOUT else f"one of {', '.join(RUN_SECTIONS)}"
-                    )
-                    raise ConfigError(f"command line: --{name}: no section {stage}; use {hint}")
-                current = sections.setdefault(stage, [])
-                current.append("--" + token[len(stage) + 3 :])
-                continue
-            current = top
-        current.append(token)
+    for flag, *values in flag_groups(args):
+        name = flag[2:].split("=", 1)[0] if flag.startswith("--") else ""
+        stage, dot, key = name.partition(".")
+        if not dot:
+            top += [flag, *values]
+        elif stage in RUN_SECTIONS:
+            sections.setdefault(stage, []).extend(["--" + flag[len(stage) + 3 :], *values])
+        else:
+            hint = f"--{OLD_LAYOUT[stage]}.{key}" if stage in OLD_LAYOUT else f"one of {', '.join(RUN_SECTIONS)}"
+            raise ConfigError(f"command line: --{name}: no section {stage}; use {hint}")
     return top, sections
 
 
@@ -221,11 +229,8 @@ def split_flags(args: Sequence[str], keys) -> tuple[list[str], list[str]]:
     """`args` split into the flags (with their values) whose key is in `keys`, and the others."""
     chosen: list[str] = []
     others: list[str] = []
-    current = others
-    for token in args:
-        if token.startswith("--"):
-            current = chosen if flag_names([token])[0] in keys else others
-        current.append(token)
+    for group in flag_groups(args):
+        (chosen if flag_names(group) and flag_names(group)[0] in keys else others).extend(group)
     return chosen, others
 
 
@@ -329,16 +334,17 @@ def run_settings(run: RunConfig, stage: str, publish: bool = False) -> dict[str,
         use_cpu=pipe.use_cpu,
         on_stale=pipe.on_stale,
         overwrite_output_dir=pipe.overwrite_output_dir,
-        output_dir=os.path.join(pipe.output_dir, stage),
+        output_dir=pipe.stage_dir(stage),
         push_to_hub=False,
     )
     if stage != "teacher":
         settings["teacher_model"] = pipe.teacher()
     if stage == "student":
-        settings["transfer_set"] = os.path.join(pipe.output_dir, "transfer_set")
+        settings["transfer_set"] = pipe.stage_dir("transfer_set")
     if stage == "baseline":
-        student = os.path.join(pipe.output_dir, "student")
-        settings.update(transfer_set=None, loss="ce", tokenizer_name_or_path=student, prune_vocab=False)
+        settings.update(
+            transfer_set=None, loss="ce", tokenizer_name_or_path=pipe.stage_dir("student"), prune_vocab=False
+        )
     repo = {"teacher": pipe.hub_teacher_id, "transfer_set": pipe.hub_dataset_id, "student": pipe.hub_model_id}
     if publish and pipe.push_to_hub and repo.get(stage):
         settings.update(push_to_hub=True, hub_private_repo=pipe.hub_private_repo, hub_token=pipe.hub_token)
