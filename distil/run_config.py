@@ -254,21 +254,20 @@ class RunConfig:
 def read_run_file(path: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     """A run file's top-level mapping and its sections, every key checked (one line for the first wrong one)."""
     config = load_yaml_config(path)
-    top = {k: v for k, v in config.items() if k not in RUN_SECTIONS}
-    sections = {}
-    for stage in RUN_SECTIONS:
-        if stage in config:
-            section = config[stage] or {}
-            if not isinstance(section, dict):
-                raise ConfigError(f"{path}: {stage}: must be a mapping of {stage} settings, got {section!r}")
-            sections[stage] = section
-    stage_keys = sorted(k for k in top if k not in RUN_KEYS and k not in OLD_LAYOUT and sections_with(k))
-    if stage_keys and not sections:
+    for key in config:
+        if key in OLD_LAYOUT:  # a pipeline file of the old layout
+            check_top_key(key, path)
+    sections = {k: v or {} for k, v in config.items() if k in RUN_SECTIONS and isinstance(v, (dict, type(None)))}
+    top = {k: v for k, v in config.items() if k not in sections}
+    stage_keys = sorted(k for k in top if k not in RUN_KEYS and (k in RUN_SECTIONS or sections_with(k)))
+    if stage_keys and not sections:  # a stage file of the old layout (`transfer_set: path` is the student's)
         raise ConfigError(
             f"{path}: a stage config of the old layout ({', '.join(stage_keys[:4])} at the top level): a run is one "
             f"file now; put stage settings under its teacher:, transfer_set:, student: or baseline: section ({DOCS})"
         )
-    for key in top:
+    for key, value in top.items():
+        if key in RUN_SECTIONS:
+            raise ConfigError(f"{path}: {key}: must be a mapping of {key} settings, got {value!r}")
         check_top_key(key, path)
     for stage, section in sections.items():
         for key in section:

@@ -181,8 +181,11 @@ def test_a_bad_value_names_the_section_and_key(tmp_path):
         ("model_name_or_path: some/model\ndata_dir: data\nlearning_rate: 1.0e-4\noutput_dir: out\n", "a stage "
          "config of the old layout (learning_rate, model_name_or_path at the top level): a run is one file now; put "
          "stage settings under its teacher:, transfer_set:, student: or baseline: section (docs/configs.md)"),
+        ("transfer_set: outputs/transfer-set\nhidden_size: 150\noutput_dir: out\n", "a stage config of the old "
+         "layout (hidden_size, transfer_set at the top level): a run is one file now; put stage settings under its "
+         "teacher:, transfer_set:, student: or baseline: section (docs/configs.md)"),
     ],
-    ids=["stage-config-paths", "overrides", "flat-stage-file"],
+    ids=["stage-config-paths", "overrides", "flat-stage-file", "flat-student-file"],
 )  # fmt: skip
 def test_an_old_layout_file_is_refused_with_one_line(tmp_path, text, message):
     config = tmp_path / "old.yaml"
