@@ -390,9 +390,9 @@ def stage_plan(run: RunConfig) -> dict[str, tuple | None]:
 
 def parse_stage(stages: Sequence[str], args: Sequence[str] | None = None) -> tuple:
     """A stage recipe's arguments. With `--config run.yaml`: the stage's part of the run, exactly as the pipeline
-    builds it (its section, the data, its output folder under the run's, the teacher and transfer set of the run,
-    its Hub settings), then its own flags (`--output_dir`, `--learning_rate`, ...) and its section's dotted ones.
-    Without a file: the package defaults and the flags. `stages`: the sections the recipe trains, the first by
+    builds it from the same file and command line (its section, the data, its output folder under the run's, the
+    teacher and transfer set of the run, its Hub settings), then the flags that are not the run's: its own
+    (`--learning_rate`, `--transfer_set`, ...). Without a file: the package defaults and every flag as its own. `stages`: the sections the recipe trains, the first by
     default, another with `--stage NAME` (`train_student.py --stage baseline`)."""
     args = list(sys.argv[1:] if args is None else args)
     stage = stages[0]
