@@ -10,7 +10,6 @@ Nothing here talks to the Hub (`distil.push` does).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -19,6 +18,7 @@ from importlib import resources
 from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
 
 from distil.task import Task, task_of
+from distil.utils import read_json
 
 logger = logging.getLogger("distil")
 
@@ -74,14 +74,6 @@ def template(name: str) -> str:
 
 
 # ---------------------------------------------------------------- reading a stage's output
-
-
-def read_json(path: str) -> dict:
-    """The JSON file at `path`, or {} when it does not exist."""
-    if not os.path.isfile(path):
-        return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def run_args(output_dir: str) -> dict:
