@@ -263,6 +263,12 @@ def _results_rows(model_dir: str, results: dict | None, role: str, task: Task) -
     return rows, f"Evaluated at the end of training on {n} validation sentences (`all_results.json`)."
 
 
+def onnx_export(model_dir: str) -> dict | None:
+    """The record of the student's ONNX export (`onnx/export.json`, written by `distil.export`), or None."""
+    record = read_json(os.path.join(model_dir, "onnx", "export.json"))
+    return record if record.get("files") else None
+
+
 def architecture(model_dir: str) -> dict:
     config = read_json(os.path.join(model_dir, "config.json"))
     config["architecture"] = (config.get("architectures") or ["?"])[0]
@@ -335,6 +341,7 @@ def student_card(
         has_agreement=any(r["agreement"] is not None for r in rows),
         results_source=results_source,
         benchmark=benchmark_rows(benchmark),
+        onnx=onnx_export(model_dir),
         training=selected(record, "StudentArguments", STUDENT_KEYS)
         + selected(record, "TrainingArguments", TRAINING_KEYS)
         + selected(record, "DataArguments", DATA_KEYS),

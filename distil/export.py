@@ -236,8 +236,8 @@ def int8_decision(fp32_accuracy: float, int8_accuracy: float, max_drop: float) -
 
 
 def missing_packages() -> list[str]:
-    """The packages of the `onnx` extra that cannot be imported."""
-    missing = []
+    """What the export needs and cannot import: packages of the `onnx` extra, or a torch with `torch.onnx.ops`."""
+    missing = [] if hasattr(torch.onnx, "ops") else [f"torch>=2.8 (this is {torch.__version__})"]
     for name in REQUIRED_PACKAGES:
         try:
             importlib.import_module(name)
@@ -332,7 +332,7 @@ def export_onnx(model_dir: str, validation, args: ExportArguments | None = None)
     logger.info(
         "ONNX export: %s (fp32: max abs difference %.2g to PyTorch on %d rows, same argmax; int8: accuracy %+.2f "
         "points, %s)",
-        onnx_dir, check["max_abs_diff"], len(texts), -int8["accuracy_drop_points"], "kept" if int8["kept"] else
+        onnx_dir, check["max_abs_diff"], len(texts), 0.0 - int8["accuracy_drop_points"], "kept" if int8["kept"] else
         f"not kept (more than {args.max_int8_accuracy_drop:g} points)",
     )  # fmt: skip
     return record

@@ -22,6 +22,7 @@ from distil.augment import AugmentationArguments
 from distil.configs import DataArguments, load_yaml_config, parse_mapping, yaml_error
 from distil.data import LABEL_COLUMN, load_data_from_args
 from distil.distributed import is_main_process, wait_for_everyone
+from distil.export import export_onnx_if_installed
 from distil.hub import HubArguments, resolve_model_path
 from distil.labeling import label_with_teacher
 from distil.labels import label_order
@@ -123,6 +124,14 @@ class PipelineArguments(HubArguments, StageArguments):
         default=None, metadata={"help": "Extra `key: value` arguments for the baseline (YAML mapping or JSON)."}
     )
     eval_batch_size: int = field(default=128, metadata={"help": "Batch size of the final teacher/student evaluation."})
+    export_onnx: bool = field(
+        default=True,
+        metadata={
+            "help": "After the student stage, export the student to `student/onnx/` (`distil.export`: fp32 checked "
+            "against PyTorch on the validation split, int8 kept if it holds accuracy). Skipped, in one logged line, "
+            "without the `onnx` extra."
+        },
+    )
 
     def __post_init__(self):
         for name in ("teacher_overrides", "augment_overrides", "student_overrides", "baseline_overrides"):
@@ -232,11 +241,13 @@ def run_pipeline(
     if baseline_args is not None:
         train_student(*baseline_args)
 
-    # Evaluate and report (main process), then everyone reads the report. Data is loaded by every process: its
-    # cache is built under a barrier, which the main process alone must not enter.
+    # The student's ONNX export, then evaluate and report (main process), then everyone reads the report. Data is
+    # loaded by every process: its cache is built under a barrier, which the main process alone must not enter.
     validation = load_data_from_args(transfer_args[2])["validation"]
     report = os.path.join(pipe.output_dir, "all_results.json")
     if is_main_process():
+        if pipe.export_onnx:
+            export_onnx_if_installed(dirs["student"], validation)
         models = {name: dirs[name] for name in ("student", "baseline") if name in dirs}
         results = evaluate_models(pipe, validation, {"teacher": teacher, **models})
         write_report(pipe.output_dir, results)

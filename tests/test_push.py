@@ -72,7 +72,12 @@ with torch.no_grad():
     logits = model(**tokenizer(spec["sentences"], padding=True, return_tensors="pt")).logits
 classify = pipeline("text-classification", model=spec["model"], trust_remote_code=True, function_to_apply="none")
 scores = [{d["label"]: d["score"] for d in out} for out in classify(spec["sentences"], top_k=None)]
-json.dump({"logits": logits.tolist(), "pipeline": scores, "class_module": type(model).__module__,
+import onnxruntime
+from huggingface_hub import hf_hub_download
+session = onnxruntime.InferenceSession(hf_hub_download(spec["model"], "onnx/model.onnx"))
+onnx_logits = session.run(None, dict(tokenizer(spec["sentences"], padding=True, return_tensors="np")))[0]
+json.dump({"logits": logits.tolist(), "pipeline": scores, "onnx": onnx_logits.tolist(),
+           "class_module": type(model).__module__,
            "pipeline_module": type(classify.model).__module__, "distil_loaded": "distil" in sys.modules},
           open(spec["out"] + "/model.json", "w"))
 """
@@ -184,6 +189,8 @@ def test_round_trip_loads_as_a_hub_user(pushed, hub_server, tmp_path):
     labels = [model.config.id2label[i] for i in range(expected.shape[1])]
     from_pipeline = np.array([[row[label] for label in labels] for row in out["pipeline"]])
     np.testing.assert_allclose(from_pipeline, expected, rtol=0, atol=1e-5)
+    # its ONNX export, with onnxruntime and the tokenizer's output as is
+    np.testing.assert_allclose(np.array(out["onnx"]), expected, rtol=0, atol=1e-4)
 
 
 def test_repush_duplicates_nothing(pushed, hub_server):
@@ -195,6 +202,7 @@ def test_repush_duplicates_nothing(pushed, hub_server):
     ]
     student_files = set(first[STUDENT])
     assert {"README.md", "config.json", "model.safetensors", "modeling_bilstm.py", "run_args.json"} <= student_files
+    assert {"onnx/model.onnx", "onnx/export.json"} <= student_files  # the student's ONNX export
     assert not any(f.startswith("checkpoint-") or f == "training_args.bin" for f in student_files)
     # an unchanged re-push makes no commit at all
     titles = [c["title"] for c in hub_server.commits("model", STUDENT)]
@@ -216,6 +224,7 @@ def test_cards_hold_what_a_reader_needs(pushed, hub_server, tiny_run):
     assert f"[`{TEACHER}`](/{TEACHER})" in text and f"[`{TRANSFER}`](/datasets/{TRANSFER})" in text
     assert f'pipeline("text-classification", model="{STUDENT}", trust_remote_code=True)' in text
     assert "parameters without the embedding matrix" in text and "`learning_rate` | `0.01`" in text
+    assert f'hf_hub_download("{STUDENT}", "onnx/model.onnx")' in text and "| `onnx/model.onnx` | logits" in text
 
     teacher = ModelCard(hub_server.read("model", TEACHER, "README.md").decode())
     assert {r.metric_type: r.metric_value for r in teacher.data.eval_results}["accuracy"] == results["teacher"][
