@@ -22,7 +22,7 @@ from distil.export import (
     missing_packages,
 )
 from distil.modeling_bilstm import BiLSTMConfig, BiLSTMForSequenceClassification
-from distil.serving import ONNXClassifier, inference_session
+from distil.serving import inference_session
 from distil.tokenization import build_word_tokenizer
 
 
@@ -131,25 +131,6 @@ def test_same_export_is_not_redone_and_a_new_student_is(exported, toy_validation
         again = export_onnx(str(d), toy_validation, ExportArguments(max_int8_accuracy_drop=100.0))
     assert again == json.loads(json.dumps(exported["record"])) and "skipping" in caplog.text
     assert (d / "onnx" / "model.onnx").stat().st_mtime_ns == stamp
-
-
-def test_classifier_answers_as_the_pipeline(exported):
-    from transformers import pipeline
-
-    d = exported["dir"]
-    classify = ONNXClassifier.from_pretrained(str(d), batch_size=4)
-    reference = pipeline("text-classification", model=exported["model"], tokenizer=exported["tokenizer"])
-    sentences = ["a good movie", "bad , boring and long", "the film"]
-    for kwargs in ({}, {"top_k": None}, {"top_k": 1}, {"function_to_apply": "none", "top_k": None}):
-        for inputs in (sentences[0], sentences):
-            got, expected = classify(inputs, **kwargs), reference(inputs, **kwargs)
-            assert json.dumps(got, sort_keys=True) == json.dumps(expected, sort_keys=True) or _close(got, expected)
-
-
-def _close(got, expected) -> bool:
-    if isinstance(got, dict):
-        return got["label"] == expected["label"] and abs(got["score"] - expected["score"]) < 1e-5
-    return len(got) == len(expected) and all(_close(g, e) for g, e in zip(got, expected))
 
 
 def test_pipeline_step_skips_in_one_line_without_onnxruntime(monkeypatch, caplog, tmp_path, toy_validation):
