@@ -58,8 +58,9 @@ class ONNXClassifier:
 
     `classify(text)` returns `[{"label", "score"}]`; `classify(texts)` one dict per text; with `top_k` (an int, or
     None for every label) each text gets a list of dicts, best first. Scores are the softmax of the logits (a sigmoid
-    for a single label), or the logits with `function_to_apply="none"`. Texts run in batches of `batch_size`:
-    padding changes no logit (each row's LSTM stops at its last token).
+    for a single label), or the logits with `function_to_apply="none"`. Texts run in batches of `batch_size`: in
+    fp32 padding changes no logit (each row's LSTM stops at its last token); the int8 model quantises activations per
+    batch, so its logits shift a little with the batch a text is in (`batch_size=1` makes them the export's check's).
     """
 
     def __init__(self, session, tokenizer, id2label: dict[int, str], batch_size: int = 32):
