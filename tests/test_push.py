@@ -304,6 +304,39 @@ def test_failed_push_keeps_the_outputs_and_says_how_to_retry(failure, tiny_run, 
     assert tree_digest(run) == before
 
 
+REPUSH_SCRIPT = """
+import json, os, shutil, sys
+from huggingface_hub import HfApi
+from distil.push import main as push_main
+
+spec = json.loads(sys.argv[1])
+folder, repo = spec["folder"], spec["repo"]
+push_main(["--model_dir", folder, "--hub_model_id", repo])
+first = HfApi().list_repo_files(repo)
+shutil.rmtree(os.path.join(folder, "onnx"))  # the student without its export, and with a new file
+open(os.path.join(folder, "notes.txt"), "w").write("new")
+push_main(["--model_dir", folder, "--hub_model_id", repo])
+json.dump({"first": first, "second": HfApi().list_repo_files(repo)}, open(spec["out"], "w"))
+"""
+
+
+def test_repush_mirrors_the_folder(tiny_run, hub_server, tmp_path):
+    """One commit per push holds the folder's files and the card, and deletes what the folder no longer has."""
+    folder = tmp_path / "student"
+    shutil.copytree(tiny_run["dir"] / "student", folder)
+    spec = {"folder": str(folder), "repo": "me/mirror-student", "out": str(tmp_path / "files.json")}
+    run_client(
+        REPUSH_SCRIPT, spec, client_env(hub_server.url, tmp_path / "home", HUB_TOKEN, PYTHONPATH=str(ROOT)), tmp_path
+    )
+    files = json.loads((tmp_path / "files.json").read_text())
+    assert {"onnx/model.onnx", "onnx/export.json", "README.md", "config.json"} <= set(files["first"])
+    assert set(files["second"]) == (set(files["first"]) - {"onnx/model.onnx", "onnx/export.json",
+                                                            "onnx/model_quantized.onnx"}) | {"notes.txt"}  # fmt: skip
+    assert [c["title"] for c in hub_server.commits("model", "me/mirror-student")] == [
+        "initial commit", "Upload student", "Upload student",
+    ]  # fmt: skip
+
+
 def test_push_command_checks_its_arguments(tmp_path, capsys):
     from distil.configs import parse_args
     from distil.push import PushArguments
