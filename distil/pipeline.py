@@ -2,8 +2,9 @@
 
 `run_pipeline` builds each stage's argument dataclasses from the stage's YAML config, the pipeline's shared settings
 and the stage's overrides (`stage_arguments`), then calls the stage functions (`distil.teacher.train_teacher`,
-`distil.transfer_set.build_transfer_set`, `distil.student.train_student`) with them. It pushes nothing: publishing
-(`distil.push`) runs after it, with the Hub settings of `PipelineArguments` (`recipes/distil.py`).
+`distil.transfer_set.build_transfer_set`, `distil.student.train_student`) with them, then exports the student to
+ONNX (`distil.export`, `export_onnx`). It pushes nothing: publishing (`distil.push`) runs after it, with the Hub
+settings of `PipelineArguments` (`recipes/distil.py`).
 """
 
 from __future__ import annotations
