@@ -25,12 +25,13 @@ from .hub_server import HubServer, client_env
 
 STUDENT, TEACHER, TRANSFER = "me/bilstm-sst2", "me/teacher-sst2", "me/sst2-transfer-set"
 STAGE_STUDENT, STAGE_TRANSFER = "me/stage-student", "me/stage-transfer-set"
+MIRROR = "me/mirror-student"
 PUSH = ["--push_to_hub", "true", "--hub_model_id", STUDENT, "--hub_dataset_id", TRANSFER, "--hub_teacher_id", TEACHER]
 
 # One client process: the pipeline's recipe publishes the run; the same command publishes it again; then a student
 # stage and a transfer-set stage each publish their own output, as their recipes do. File lists are read between.
 PUSH_SCRIPT = """
-import json, runpy, sys
+import json, os, runpy, shutil, sys
 from huggingface_hub import HfApi
 from transformers import TrainingArguments
 from distil.augment import AugmentationArguments
@@ -51,7 +52,15 @@ published(train_student, parse_args(StudentArguments, DataArguments, TrainingArg
 push_main(spec["repush_student"])  # what a failed push says to run
 published(build_transfer_set, parse_args(TransferSetArguments, AugmentationArguments, DataArguments, args=spec["augment"]),
           command="accelerate launch recipes/augment.py --no_augment")
-json.dump({"first": first, "second": second}, open(spec["out"], "w"))
+# a folder pushed, then changed (its export removed, a file added) and pushed again
+mirror = spec["mirror"]
+push_main(["--model_dir", mirror["folder"], "--hub_model_id", mirror["repo"]])
+mirrored = [api.list_repo_files(mirror["repo"])]
+shutil.rmtree(os.path.join(mirror["folder"], "onnx"))
+open(os.path.join(mirror["folder"], "notes.txt"), "w").write("new")
+push_main(["--model_dir", mirror["folder"], "--hub_model_id", mirror["repo"]])
+mirrored.append(api.list_repo_files(mirror["repo"]))
+json.dump({"first": first, "second": second, "mirrored": mirrored}, open(spec["out"], "w"))
 """
 
 # A Hub user: only the endpoint, a fresh cache, no distil (the editable install's finder is removed and no path
@@ -136,6 +145,7 @@ def pushed(tiny_run, hub_server, tmp_path_factory, tiny_bert_dir, toy_data_dir):
     tmp = tmp_path_factory.mktemp("push")
     run = tiny_run["dir"]
     shutil.copytree(run / "transfer_set", tmp / "transfer-set-copy")  # the student stage writes map caches there
+    shutil.copytree(run / "student", tmp / "mirror-student")
     spec = {
         "recipe": str(ROOT / "recipes" / "distil.py"),
         "pipeline": tiny_run["args"] + PUSH,
@@ -152,6 +162,7 @@ def pushed(tiny_run, hub_server, tmp_path_factory, tiny_bert_dir, toy_data_dir):
             "--push_to_hub", "true", "--hub_dataset_id", STAGE_TRANSFER, "--hub_token", HUB_TOKEN,
         ],
         "repush_student": ["--model_dir", str(tmp / "stage-student"), "--hub_model_id", STAGE_STUDENT],
+        "mirror": {"folder": str(tmp / "mirror-student"), "repo": MIRROR},
         "out": str(tmp / "listings.json"),
     }  # fmt: skip
     before = tree_digest(run)
@@ -304,37 +315,13 @@ def test_failed_push_keeps_the_outputs_and_says_how_to_retry(failure, tiny_run, 
     assert tree_digest(run) == before
 
 
-REPUSH_SCRIPT = """
-import json, os, shutil, sys
-from huggingface_hub import HfApi
-from distil.push import main as push_main
-
-spec = json.loads(sys.argv[1])
-folder, repo = spec["folder"], spec["repo"]
-push_main(["--model_dir", folder, "--hub_model_id", repo])
-first = HfApi().list_repo_files(repo)
-shutil.rmtree(os.path.join(folder, "onnx"))  # the student without its export, and with a new file
-open(os.path.join(folder, "notes.txt"), "w").write("new")
-push_main(["--model_dir", folder, "--hub_model_id", repo])
-json.dump({"first": first, "second": HfApi().list_repo_files(repo)}, open(spec["out"], "w"))
-"""
-
-
-def test_repush_mirrors_the_folder(tiny_run, hub_server, tmp_path):
+def test_repush_mirrors_the_folder(pushed, hub_server):
     """One commit per push holds the folder's files and the card, and deletes what the folder no longer has."""
-    folder = tmp_path / "student"
-    shutil.copytree(tiny_run["dir"] / "student", folder)
-    spec = {"folder": str(folder), "repo": "me/mirror-student", "out": str(tmp_path / "files.json")}
-    run_client(
-        REPUSH_SCRIPT, spec, client_env(hub_server.url, tmp_path / "home", HUB_TOKEN, PYTHONPATH=str(ROOT)), tmp_path
-    )
-    files = json.loads((tmp_path / "files.json").read_text())
-    assert {"onnx/model.onnx", "onnx/export.json", "README.md", "config.json"} <= set(files["first"])
-    assert set(files["second"]) == (set(files["first"]) - {"onnx/model.onnx", "onnx/export.json",
-                                                            "onnx/model_quantized.onnx"}) | {"notes.txt"}  # fmt: skip
-    assert [c["title"] for c in hub_server.commits("model", "me/mirror-student")] == [
-        "initial commit", "Upload student", "Upload student",
-    ]  # fmt: skip
+    first, second = pushed["listings"]["mirrored"]
+    assert {"onnx/model.onnx", "onnx/export.json", "README.md", "config.json"} <= set(first)
+    assert set(second) == {f for f in first if not f.startswith("onnx/")} | {"notes.txt"}
+    titles = [c["title"] for c in hub_server.commits("model", MIRROR)]
+    assert titles == ["initial commit", "Upload mirror-student", "Upload mirror-student"]
 
 
 def test_push_command_checks_its_arguments(tmp_path, capsys):
