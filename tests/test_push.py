@@ -26,6 +26,7 @@ from .hub_server import HubServer, client_env
 STUDENT, TEACHER, TRANSFER = "me/bilstm-sst2", "me/teacher-sst2", "me/sst2-transfer-set"
 STAGE_STUDENT, STAGE_TRANSFER = "me/stage-student", "me/stage-transfer-set"
 MIRROR = "me/mirror-student"
+SERVED = ["a good movie", "bad , boring and long"]
 PUSH = ["--push_to_hub", "true", "--hub_model_id", STUDENT, "--hub_dataset_id", TRANSFER, "--hub_teacher_id", TEACHER]
 
 # One client process: the pipeline's recipe publishes the run; the same command publishes it again; then a student
@@ -60,7 +61,10 @@ shutil.rmtree(os.path.join(mirror["folder"], "onnx"))
 open(os.path.join(mirror["folder"], "notes.txt"), "w").write("new")
 push_main(["--model_dir", mirror["folder"], "--hub_model_id", mirror["repo"]])
 mirrored.append(api.list_repo_files(mirror["repo"]))
-json.dump({"first": first, "second": second, "mirrored": mirrored}, open(spec["out"], "w"))
+# the pushed student served from the Hub by ONNX Runtime
+from distil.serving import ONNXClassifier
+served = ONNXClassifier.from_pretrained(spec["served"]["repo"])(spec["served"]["sentences"], top_k=None)
+json.dump({"first": first, "second": second, "mirrored": mirrored, "served": served}, open(spec["out"], "w"))
 """
 
 # A Hub user: only the endpoint, a fresh cache, no distil (the editable install's finder is removed and no path
@@ -163,6 +167,7 @@ def pushed(tiny_run, hub_server, tmp_path_factory, tiny_bert_dir, toy_data_dir):
         ],
         "repush_student": ["--model_dir", str(tmp / "stage-student"), "--hub_model_id", STAGE_STUDENT],
         "mirror": {"folder": str(tmp / "mirror-student"), "repo": MIRROR},
+        "served": {"repo": STUDENT, "sentences": SERVED},
         "out": str(tmp / "listings.json"),
     }  # fmt: skip
     before = tree_digest(run)
@@ -313,6 +318,17 @@ def test_failed_push_keeps_the_outputs_and_says_how_to_retry(failure, tiny_run, 
     if failure == "server error":  # the run was evaluated and pushing began: the outputs it read are named intact
         assert f"{run / 'transfer_set'} is intact." in last
     assert tree_digest(run) == before
+
+
+def test_onnx_classifier_serves_the_pushed_student(pushed):
+    from distil.serving import ONNXClassifier
+
+    local = ONNXClassifier.from_pretrained(str(pushed["run"] / "student"))(SERVED, top_k=None)
+    served = pushed["listings"]["served"]
+    assert [[d["label"] for d in row] for row in served] == [[d["label"] for d in row] for row in local]
+    np.testing.assert_allclose(
+        [[d["score"] for d in row] for row in served], [[d["score"] for d in row] for row in local], rtol=0, atol=1e-6
+    )
 
 
 def test_repush_mirrors_the_folder(pushed, hub_server):
