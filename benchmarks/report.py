@@ -7,6 +7,11 @@ present); every figure as a ratio against the teacher. CPU timings interleave th
 batch by batch, so that load from other jobs on the machine falls on all of them alike. Writes a markdown table to stdout and `report.md`,
 `report.json` and `report.png` (accuracy against latency) to `--output_dir`.
 
+A serving table (`--onnx`, on by default) sets the student's ONNX export (`<student>/onnx/`, written by
+`python -m distil.export`), fp32 and int8 in ONNX Runtime, beside the student and the teacher in PyTorch eager:
+batch-size-1 latency (p50, p99) and throughput at batch 256, on 1 and 2 threads (`--serving_threads`), in the same
+interleaved way.
+
     python benchmarks/report.py --teacher outputs/teacher-minilm --student outputs/student \\
         --baseline outputs/baseline --data_dir ../shared/data/sst2 --output_dir results
 
@@ -24,6 +29,7 @@ import os
 import platform
 import shlex
 import sys
+import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 
@@ -112,6 +118,18 @@ class ReportArguments:
         default=True, metadata={"help": "Write report.png (needs matplotlib: `pip install '.[plot]'`)."}
     )
     seed: int = field(default=0, metadata={"help": "Seed for choosing the latency sentences."})
+    onnx: bool = field(
+        default=True,
+        metadata={
+            "help": "Also time the student served by ONNX Runtime, fp32 and int8 (its `onnx/` folder, written by "
+            "`python -m distil.export`; without one, an export to a temporary folder), beside the student and the "
+            "teacher in PyTorch eager, on each of `serving_threads` (needs `pip install '.[onnx]'`)."
+        },
+    )
+    serving_threads: list[int] = field(
+        default_factory=lambda: [1, 2],
+        metadata={"help": "Thread counts of the serving table (ONNX Runtime intra-op threads, torch threads)."},
+    )
 
 
 # ---------------------------------------------------------------- machine
@@ -169,6 +187,14 @@ def safetensors_bytes(model_dir: str) -> int | None:
 # ---------------------------------------------------------------- inference
 
 
+def sst2_id_map(config) -> np.ndarray | None:
+    """The dataset's class id (0 negative, 1 positive) of each of the model's class ids, when its config names them."""
+    id2label = {int(i): str(name).lower() for i, name in (config.id2label or {}).items()}
+    if sorted(id2label.values()) != sorted(SST2_LABEL_NAMES):
+        return None
+    return np.array([SST2_LABEL_NAMES.index(id2label[i]) for i in range(len(id2label))])
+
+
 class Runner:
     """Tokenize raw sentences and run the model on `device`, as a user of the saved model would."""
 
@@ -180,11 +206,7 @@ class Runner:
         params = inspect.signature(model.forward).parameters
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
         self.forward_keys = None if takes_any else set(params)
-        # map the model's class ids onto the dataset's (0 negative, 1 positive) when the config names them
-        id2label = {int(i): str(name).lower() for i, name in (model.config.id2label or {}).items()}
-        self.id_map = None
-        if sorted(id2label.values()) == sorted(SST2_LABEL_NAMES):
-            self.id_map = np.array([SST2_LABEL_NAMES.index(id2label[i]) for i in range(len(id2label))])
+        self.id_map = sst2_id_map(model.config)
         self._pipeline = None
 
     def encode(self, sentences: list[str]) -> dict:
@@ -229,13 +251,42 @@ class Runner:
         return [len(ids) for ids in enc["input_ids"]]
 
 
+class ONNXRunner(Runner):
+    """The student's ONNX export in an ONNX Runtime session (`distil.serving.session_options(threads)`), fed the
+    tokenizer's NumPy output: a `Runner` for the timing loops."""
+
+    def __init__(self, path: str, tokenizer, config, max_seq_length: int, threads: int):
+        from distil.serving import inference_session
+
+        self.session = inference_session(path, threads)
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.tokenizer, self.max_seq_length = tokenizer, max_seq_length
+        self.device = torch.device("cpu")
+        self.id_map = sst2_id_map(config)
+
+    def encode(self, sentences: list[str]) -> dict:
+        enc = self.tokenizer(
+            sentences, padding=True, truncation=True, max_length=self.max_seq_length, return_tensors="np"
+        )
+        return {name: enc[name] for name in self.input_names}
+
+    def logits(self, inputs: dict) -> np.ndarray:
+        return self.session.run(None, inputs)[0]
+
+    def predictions(self, logits: np.ndarray) -> np.ndarray:
+        ids = logits.argmax(-1)
+        return self.id_map[ids] if self.id_map is not None else ids
+
+
 def _latency_summary(total: list[float], forward: list[float], pipe: list[float]) -> dict:
     summary = {
         "median": float(np.median(total)),
         "p95": float(np.percentile(total, 95)),
+        "p99": float(np.percentile(total, 99)),
         "mean": float(np.mean(total)),
         "forward_median": float(np.median(forward)),
         "forward_p95": float(np.percentile(forward, 95)),
+        "forward_p99": float(np.percentile(forward, 99)),
         "n": len(total),
     }
     if pipe:
@@ -413,6 +464,126 @@ def benchmark_models(entries: dict, data, args: ReportArguments) -> dict:
             results[role]["gpu"] = {"device": gpu_name(device), "latency_ms": latency, **gpu_speed}
             entry["model"].to("cpu")
     return results
+
+
+# ---------------------------------------------------------------- serving: ONNX Runtime
+
+SERVING_COLUMNS = {
+    "teacher": "teacher, PyTorch",
+    "student": "student, PyTorch",
+    "student-onnx": "student, ONNX fp32",
+    "student-onnx-int8": "student, ONNX int8",
+}
+
+
+def onnx_models(student_dir: str, work: str) -> dict:
+    """The student's ONNX models to time: `fp32` and `int8` paths, and where they come from. Its `onnx/` folder
+    (`distil.export`) when it has one, else an export into `work`; an int8 copy the export did not keep (its accuracy
+    rule) is quantised into `work`, and said so."""
+    from distil.export import EXPORT_FILE, export_graph, quantize_int8
+    from distil.serving import MODEL_FILE, ONNX_DIR, QUANTIZED_FILE
+    from distil.utils import read_json
+
+    folder = os.path.join(student_dir, ONNX_DIR)
+    record = read_json(os.path.join(folder, EXPORT_FILE))
+    fp32, int8 = os.path.join(folder, MODEL_FILE), os.path.join(folder, QUANTIZED_FILE)
+    source = f"`{folder}`"
+    if not os.path.isfile(fp32):
+        fp32, record = os.path.join(work, MODEL_FILE), {}
+        export_graph(AutoModelForSequenceClassification.from_pretrained(student_dir).eval(), fp32)
+        source = "exported by this report (the student has no `onnx/` folder)"
+    if os.path.isfile(int8) and record:
+        int8_source = "published by the export (accuracy rule held)"
+    else:
+        int8 = os.path.join(work, QUANTIZED_FILE)
+        quantize_int8(fp32, int8)
+        int8_source = "quantised by this report"
+        if record.get("int8"):
+            int8_source += (
+                f"; the export did not publish it (accuracy {record['int8']['accuracy_drop_points']:.2f} points below "
+                f"fp32's, more than {record['int8']['max_accuracy_drop_points']:g})"
+            )
+    return {"fp32": fp32, "int8": int8, "source": source, "int8_source": int8_source, "export": record or None}
+
+
+def benchmark_serving(entries: dict, data, args: ReportArguments) -> dict:
+    """The serving table: the teacher and the student in PyTorch eager, the student's ONNX export (fp32, int8) in ONNX
+    Runtime; per thread count, model-only batch-1 latency (p50, p99) and throughput at `batch_size`, all four taking
+    turns sentence by sentence and batch by batch."""
+    sentences, labels = list(data["sentence"]), np.asarray(data["label"])
+    timed = latency_sentences(sentences, args.latency_samples, args.seed)
+    student, teacher, cpu = entries["student"], entries["teacher"], torch.device("cpu")
+    results = {role: {"name": name, "threads": {}} for role, name in SERVING_COLUMNS.items()}
+    with tempfile.TemporaryDirectory(prefix="report-onnx-") as work:
+        files = onnx_models(resolve_model_path(args.student), work)
+        for threads in args.serving_threads:
+            torch.set_num_threads(threads)
+            runners = {
+                "teacher": Runner(teacher["model"], teacher["tokenizer"], args.max_seq_length, cpu),
+                "student": Runner(student["model"], student["tokenizer"], args.max_seq_length, cpu),
+                **{
+                    role: ONNXRunner(files[kind], student["tokenizer"], student["model"].config, args.max_seq_length,
+                                     threads)
+                    for role, kind in (("student-onnx", "fp32"), ("student-onnx-int8", "int8"))
+                },
+            }  # fmt: skip
+            where = f"serving, {threads} thread{'s' if threads > 1 else ''}"
+            batches = measure_throughputs(runners, sentences, args.batch_size, f"{where}: throughput")
+            latencies = measure_latencies(runners, timed, args.warmup, f"{where}: latency", pipeline=False)
+            for role in runners:
+                predictions, speed = batches[role]
+                latency = latencies[role]
+                results[role]["accuracy"] = float(np.mean(predictions == labels))
+                results[role]["threads"][str(threads)] = {
+                    "latency_p50_ms": latency["forward_median"],
+                    "latency_p99_ms": latency["forward_p99"],
+                    "tokenizer_and_model_p50_ms": latency["median"],
+                    "throughput_rows_per_s": speed["throughput_rows_per_s"],
+                }
+    torch.set_num_threads(args.num_threads)
+    for result in results.values():
+        for threads, figures in result["threads"].items():
+            reference = results["teacher"]["threads"][threads]
+            figures["speedup_p50"] = reference["latency_p50_ms"] / figures["latency_p50_ms"]
+            figures["throughput_ratio"] = figures["throughput_rows_per_s"] / reference["throughput_rows_per_s"]
+    files.pop("fp32"), files.pop("int8")
+    return {"models": results, "onnx": files, "threads": list(args.serving_threads)}
+
+
+def serving_table(report: dict) -> str:
+    """The serving table as markdown: one column per runtime, one row per figure and thread count."""
+    serving, settings = report["serving"], report["settings"]
+    models = serving["models"]
+    lines = [
+        "## Serving on CPU: PyTorch eager and ONNX Runtime",
+        "",
+        "| | " + " | ".join(m["name"] for m in models.values()) + " |",
+        "|---|" + "---:|" * len(models),
+        "| accuracy (%) | " + " | ".join(f"{m['accuracy'] * 100:.2f}" for m in models.values()) + " |",
+    ]
+    for threads in serving["threads"]:
+        t = f"{threads} thread{'s' if threads > 1 else ''}"
+        rows = (
+            (f"{t}: batch 1, p50 / p99 (ms)", lambda f: f"{f['latency_p50_ms']:.3f} / {f['latency_p99_ms']:.3f}"),
+            (f"{t}: batch 1, speed-up over the teacher (p50)", lambda f: f"{f['speedup_p50']:.3g}×"),
+            (f"{t}: batch {settings['batch_size']} (rows/s)", lambda f: f"{f['throughput_rows_per_s']:.0f}"),
+        )
+        for title, cell in rows:
+            lines.append(
+                f"| {title} | " + " | ".join(cell(m["threads"][str(threads)]) for m in models.values()) + " |"
+            )
+    onnx = serving["onnx"]
+    lines += [
+        "",
+        "Model-only latency: the forward pass on an already tokenized sentence, median (p50) and p99 over "
+        f"{settings['latency_samples']} sentences; throughput: tokenization plus forward pass over batches sorted by "
+        "token length. PyTorch: `torch.set_num_threads(N)`, float32, `torch.inference_mode`. ONNX Runtime: "
+        "`distil.serving.session_options(N)` (N intra-op threads, sequential execution, all graph optimisations), "
+        f"CPU execution provider. ONNX models: {onnx['source']}; int8 copy: {onnx['int8_source']}. The int8 model "
+        "quantises activations per batch, so its accuracy here (batches sorted by length) can differ a little from "
+        "the export's check (one sentence at a time). The four take turns sentence by sentence and batch by batch.",
+    ]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------- ratios, tables, plot
@@ -668,6 +839,8 @@ def render_markdown(report: dict) -> str:
         render_paper_comparison(report),
         "",
     ]
+    if report.get("serving"):
+        lines += [serving_table(report), ""]
     return "\n".join(lines)
 
 
@@ -735,6 +908,14 @@ def main(argv: list[str] | None = None) -> dict:
         except ImportError:
             raise ImportError("report.png needs matplotlib: pip install -e '.[plot]' (or pass --no_plot)") from None
 
+    if args.onnx:
+        from distil.export import missing_packages
+
+        if missing_packages():
+            raise ImportError(
+                f"the serving table needs {', '.join(missing_packages())}: pip install -e '.[onnx]' (or pass "
+                "--onnx false)"
+            )
     data = load_sst2(dataset_name=args.dataset_name, data_dir=args.data_dir, max_eval_samples=args.max_eval_samples)[
         "validation"
     ]
@@ -752,7 +933,10 @@ def main(argv: list[str] | None = None) -> dict:
             copy = load_entry(f"{role}-int8", paths[role], f"{entries[role]['result']['name']}, int8", quantize=True)
             copy["quantized_from"] = role
             entries[f"{role}-int8"] = copy
+    if args.onnx and entries["student"]["result"]["model_type"] != "bilstm":
+        raise ValueError(f"--onnx: the student {args.student} is not a BiLSTM student (pass --onnx false)")
     models = benchmark_models(entries, data, args)
+    serving = benchmark_serving(entries, data, args) if args.onnx else None
     machine["load_average_1m_at_end"] = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     add_ratios(models)
 
@@ -763,6 +947,7 @@ def main(argv: list[str] | None = None) -> dict:
         "settings": {**asdict(args), "timing": TIMING_NOTE},
         "data": {"source": args.data_dir or args.dataset_name, "split": "validation", "rows": len(data)},
         "models": models,
+        "serving": serving,
     }
     os.makedirs(args.output_dir, exist_ok=True)
     markdown = render_markdown(report)

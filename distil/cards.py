@@ -10,7 +10,6 @@ Nothing here talks to the Hub (`distil.push` does).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -19,6 +18,7 @@ from importlib import resources
 from huggingface_hub import DatasetCard, DatasetCardData, EvalResult, ModelCard, ModelCardData
 
 from distil.task import Task, task_of
+from distil.utils import read_json
 
 logger = logging.getLogger("distil")
 
@@ -74,14 +74,6 @@ def template(name: str) -> str:
 
 
 # ---------------------------------------------------------------- reading a stage's output
-
-
-def read_json(path: str) -> dict:
-    """The JSON file at `path`, or {} when it does not exist."""
-    if not os.path.isfile(path):
-        return {}
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
 
 
 def run_args(output_dir: str) -> dict:
@@ -271,6 +263,12 @@ def _results_rows(model_dir: str, results: dict | None, role: str, task: Task) -
     return rows, f"Evaluated at the end of training on {n} validation sentences (`all_results.json`)."
 
 
+def onnx_export(model_dir: str) -> dict | None:
+    """The record of the student's ONNX export (`onnx/export.json`, written by `distil.export`), or None."""
+    record = read_json(os.path.join(model_dir, "onnx", "export.json"))
+    return record if record.get("files") else None
+
+
 def architecture(model_dir: str) -> dict:
     config = read_json(os.path.join(model_dir, "config.json"))
     config["architecture"] = (config.get("architectures") or ["?"])[0]
@@ -343,6 +341,7 @@ def student_card(
         has_agreement=any(r["agreement"] is not None for r in rows),
         results_source=results_source,
         benchmark=benchmark_rows(benchmark),
+        onnx=onnx_export(model_dir),
         training=selected(record, "StudentArguments", STUDENT_KEYS)
         + selected(record, "TrainingArguments", TRAINING_KEYS)
         + selected(record, "DataArguments", DATA_KEYS),

@@ -3,7 +3,7 @@
 `run_pipeline` takes a run (`distil.run_config.parse_run`: one file, its sections, the command line) and its stage
 arguments (`stage_plan`), then calls the stage functions (`distil.teacher.train_teacher`,
 `distil.transfer_set.build_transfer_set`, `distil.student.train_student`, and the student's again for the baseline)
-with them. It pushes nothing: publishing (`distil.push`) runs after it, with the Hub settings of `PipelineArguments`
+with them, then exports the student to ONNX (`distil.export`, `export_onnx`). It pushes nothing: publishing (`distil.push`) runs after it, with the Hub settings of `PipelineArguments`
 (`recipes/distil.py`).
 """
 
@@ -19,6 +19,7 @@ from accelerate.utils import wait_for_everyone
 from transformers import AutoConfig, set_seed
 
 from distil.data import LABEL_COLUMN, load_data_from_args
+from distil.export import export_onnx_if_installed
 from distil.hub import resolve_model_path
 from distil.labeling import add_classifier_logits
 from distil.labels import label_order
@@ -61,11 +62,13 @@ def run_pipeline(
     if baseline_args is not None:
         train_student(*baseline_args)
 
-    # Evaluate and report (main process), then everyone reads the report. Data is loaded by every process: its
-    # cache is built under a barrier, which the main process alone must not enter.
+    # The student's ONNX export, then evaluate and report (main process), then everyone reads the report. Data is
+    # loaded by every process: its cache is built under a barrier, which the main process alone must not enter.
     validation = load_data_from_args(transfer_args[2])["validation"]
     report = os.path.join(pipe.output_dir, "all_results.json")
     if PartialState().is_main_process:
+        if pipe.export_onnx:
+            export_onnx_if_installed(dirs["student"], validation)
         models = {name: dirs[name] for name in ("student", "baseline") if name in dirs}
         labelled = read_record(dirs["transfer_set"]) or {}
         results = evaluate_models(

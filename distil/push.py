@@ -4,9 +4,9 @@ error.
 The stages compute and save; they never push. The recipes and the pipeline call `create_repos` before any work (so a
 wrong token or an unreachable Hub fails before anything runs) and `publish` after the stages. On the main process,
 `publish` pushes each output it is given once:
-- a model folder (weights, config, tokenizer, the BiLSTM's code, `run_args.json`, `all_results.json`) and its card in
-  one commit, with `HfApi.upload_folder(..., delete_patterns="*")`: the repo then mirrors the folder (files the folder
-  no longer has are deleted, so a re-push never leaves stale shards);
+- a model folder (weights, config, tokenizer, the BiLSTM's code, `run_args.json`, `all_results.json`, the student's
+  `onnx/` export) and its card in one commit, with `HfApi.create_commit`: the repo then mirrors the folder (files the
+  folder no longer has are deleted, so a re-push never leaves stale shards);
 - a transfer set with `DatasetDict.push_to_hub` (Parquet shards under `data/`, old shards replaced), then its card.
 An unchanged file is not uploaded again, and a re-push of an unchanged output makes no commit. Pushing only reads the
 outputs.
@@ -32,7 +32,6 @@ import contextlib
 import logging
 import os
 import shlex
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -135,10 +134,11 @@ def push_model(
     **card_info,
 ) -> str:
     """Push a model folder and its card (`distil.cards.model_card(model_dir, repo_id, **card_info)`) in one commit;
-    the repo then holds exactly the folder's files. Returns the commit URL.
+    the repo then holds exactly the folder's files (`.gitattributes` stays). Returns the commit URL.
 
-    `upload_folder` reads a view of the folder (links to its files, and the card), so nothing is written into it."""
-    from huggingface_hub import HfApi
+    One `create_commit`: the folder's files, the card as `README.md`, and the deletion of every other file of the repo.
+    Unchanged files are not uploaded again; with nothing changed, no commit is made."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     retry = retry or retry_command(model_dir=model_dir, hub_model_id=repo_id)
     files = folder_files(model_dir)
@@ -146,18 +146,20 @@ def push_model(
         raise ConfigError(f"{model_dir}: no config.json; not a saved model folder")
     repo_id = create_repo(repo_id, "model", token=token, private=private, retry=retry)
     card = model_card(model_dir, repo_id, **card_info)
-    with tempfile.TemporaryDirectory(prefix="distil-push-") as view:
-        for rel, local in files.items():
-            os.makedirs(os.path.dirname(os.path.join(view, rel)), exist_ok=True)
-            os.symlink(os.path.abspath(local), os.path.join(view, rel))
-        Path(view, "README.md").write_text(str(card), encoding="utf-8")
-        with hub_call(f"pushing {model_dir} to model repo {repo_id}", model_dir, retry):  # the card is checked too
-            commit = HfApi(token=token).upload_folder(
-                repo_id=repo_id,
-                folder_path=view,
-                delete_patterns="*",  # the repo mirrors the folder (`.gitattributes` stays)
-                commit_message=f"Upload {Path(model_dir).name}",
-            )
+    api = HfApi(token=token)
+    with hub_call(f"pushing {model_dir} to model repo {repo_id}", model_dir, retry):
+        card.validate(repo_type="model")
+        kept = {*files, "README.md", ".gitattributes"}
+        stale = sorted(set(api.list_repo_files(repo_id)) - kept)
+        commit = api.create_commit(
+            repo_id=repo_id,
+            operations=[
+                *(CommitOperationAdd(path_in_repo=rel, path_or_fileobj=local) for rel, local in files.items()),
+                CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=str(card).encode("utf-8")),
+                *(CommitOperationDelete(path_in_repo=path) for path in stale),
+            ],
+            commit_message=f"Upload {Path(model_dir).name}",
+        )
     logger.info("Pushed %s to %s", model_dir, commit.commit_url)
     return commit.commit_url
 

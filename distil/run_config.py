@@ -111,6 +111,15 @@ class PipelineArguments(HubArguments, StageArguments):
     use_cpu: bool = field(default=False, metadata={"help": "Train teacher and student on CPU even if a GPU exists."})
     eval_batch_size: int = field(default=128, metadata={"help": "Batch size of the final teacher/student evaluation."})
 
+    export_onnx: bool = field(
+        default=True,
+        metadata={
+            "help": "After the student stage, export the student to `student/onnx/` (`distil.export`: fp32 checked "
+            "against PyTorch on the validation split, int8 kept if it holds accuracy). Skipped, in one logged line, "
+            "without the `onnx` extra."
+        },
+    )
+
     def __post_init__(self):
         if self.train_teacher is None:
             self.train_teacher = not self.teacher_model

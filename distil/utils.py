@@ -47,6 +47,14 @@ def unique_suffix() -> str:
     return f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
 
 
+def read_json(path: str) -> dict:
+    """The JSON file at `path`, or {} when it does not exist."""
+    if not os.path.isfile(path):
+        return {}
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
 def write_json(path: str, payload, **kwargs) -> None:
     """`json.dump` to `path`, write-then-rename."""
     with atomic_write(path) as f:

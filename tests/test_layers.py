@@ -11,7 +11,7 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "distil"
 
-STAGES = {"teacher", "transfer_set", "student"}
+STAGES = {"teacher", "transfer_set", "student", "export"}  # `export`: a step after the student stage
 PIPELINE = {"pipeline", "run_config"}
 PUBLISHING = {"cards", "push"}
 # what publishing may read: settings, errors, processes, files and records; never a stage's internals

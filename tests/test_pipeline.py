@@ -2,7 +2,9 @@
 changed setting feeds."""
 
 import json
+import logging
 import os
+import sys
 
 import numpy as np
 import pytest
@@ -33,7 +35,7 @@ def _configs(tmp_path, tiny_bert_dir, toy_data_dir):
     return tiny_pipeline_args(tmp_path, tiny_bert_dir, toy_data_dir) + ["--use_cpu", "true"]
 
 
-def test_quick_trial_end_to_end_then_resume(tiny_bert_dir, toy_data_dir, tmp_path):
+def test_quick_trial_end_to_end_then_resume(tiny_bert_dir, toy_data_dir, tmp_path, monkeypatch, caplog):
     # the README's quick trial, shrunk: a cap on SST-2 sentences, n_iter, and dotted per-stage overrides
     args = _configs(tmp_path, tiny_bert_dir, toy_data_dir) + [
         "--max_train_samples", "40",
@@ -70,6 +72,9 @@ def test_quick_trial_end_to_end_then_resume(tiny_bert_dir, toy_data_dir, tmp_pat
     assert teacher_run["TrainingArguments"]["learning_rate"] == 1e-3  # from the run file's teacher section
     model = AutoModelForSequenceClassification.from_pretrained(out / "student")
     assert model.config.model_type == "bilstm"
+    # the student's ONNX export, checked on the validation split
+    export = json.loads((out / "student" / "onnx" / "export.json").read_text())
+    assert export["fp32"]["passed"] and export["validation"]["rows"] == 32
 
     # The report scores the models that were made, as they were made, computed again here from what is on disk:
     # the teacher is the model that labelled, in the precision that labelled (its predictions are the transfer
@@ -95,10 +100,19 @@ def test_quick_trial_end_to_end_then_resume(tiny_bert_dir, toy_data_dir, tmp_pat
     )
 
     # a second run finds every stage done and only re-evaluates
-    stamps = {p: os.path.getmtime(out / p) for p in ("teacher/model.safetensors", "student/model.safetensors")}
+    stamps = {p: os.path.getmtime(out / p) for p in ("teacher/model.safetensors", "student/model.safetensors",
+                                                     "student/onnx/model.onnx")}  # fmt: skip
     again = run(args)
     assert {p: os.path.getmtime(out / p) for p in stamps} == stamps
     assert again["student"]["accuracy"] == results["student"]["accuracy"]
+
+    # without onnxruntime the pipeline still runs, and says in one line that it skipped the export
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # `import onnxruntime` raises ImportError
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="distil"):
+        assert run(args)["student"]["accuracy"] == results["student"]["accuracy"]
+    skipped = [r.getMessage() for r in caplog.records if "ONNX" in r.getMessage()]
+    assert skipped == ["ONNX export skipped: onnxruntime not installed (pip install 'distil[onnx]')"]
 
 
 def test_unknown_keys_name_their_section_before_any_stage_runs(tmp_path, tiny_bert_dir, toy_data_dir):

@@ -25,12 +25,14 @@ from .hub_server import HubServer, client_env
 
 STUDENT, TEACHER, TRANSFER = "me/bilstm-sst2", "me/teacher-sst2", "me/sst2-transfer-set"
 STAGE_STUDENT, STAGE_TRANSFER = "me/stage-student", "me/stage-transfer-set"
+MIRROR = "me/mirror-student"
+SERVED = ["a good movie", "bad , boring and long"]
 PUSH = ["--push_to_hub", "true", "--hub_model_id", STUDENT, "--hub_dataset_id", TRANSFER, "--hub_teacher_id", TEACHER]
 
 # One client process: the pipeline's recipe publishes the run; the same command publishes it again; then a student
 # stage and a transfer-set stage each publish their own output, as their recipes do. File lists are read between.
 PUSH_SCRIPT = """
-import json, os, runpy, sys
+import json, os, runpy, shutil, sys
 from huggingface_hub import HfApi
 from transformers import TrainingArguments
 from distil.augment import AugmentationArguments
@@ -52,7 +54,18 @@ published(train_student, parse_args(StudentArguments, DataArguments, TrainingArg
 push_main(spec["repush_student"])  # what a failed push says to run
 published(build_transfer_set, parse_args(TransferSetArguments, AugmentationArguments, DataArguments, args=spec["augment"]),
           command="accelerate launch recipes/augment.py --no_augment")
-json.dump({"first": first, "second": second}, open(spec["out"], "w"))
+# a folder pushed, then changed (its export removed, a file added) and pushed again
+mirror = spec["mirror"]
+push_main(["--model_dir", mirror["folder"], "--hub_model_id", mirror["repo"]])
+mirrored = [api.list_repo_files(mirror["repo"])]
+shutil.rmtree(os.path.join(mirror["folder"], "onnx"))
+open(os.path.join(mirror["folder"], "notes.txt"), "w").write("new")
+push_main(["--model_dir", mirror["folder"], "--hub_model_id", mirror["repo"]])
+mirrored.append(api.list_repo_files(mirror["repo"]))
+# the pushed student served from the Hub by ONNX Runtime
+from distil.serving import ONNXClassifier
+served = ONNXClassifier.from_pretrained(spec["served"]["repo"])(spec["served"]["sentences"], top_k=None)
+json.dump({"first": first, "second": second, "mirrored": mirrored, "served": served}, open(spec["out"], "w"))
 """
 
 # A Hub user: only the endpoint, a fresh cache, no distil (the editable install's finder is removed and no path
@@ -73,7 +86,12 @@ with torch.no_grad():
     logits = model(**tokenizer(spec["sentences"], padding=True, return_tensors="pt")).logits
 classify = pipeline("text-classification", model=spec["model"], trust_remote_code=True, function_to_apply="none")
 scores = [{d["label"]: d["score"] for d in out} for out in classify(spec["sentences"], top_k=None)]
-json.dump({"logits": logits.tolist(), "pipeline": scores, "class_module": type(model).__module__,
+import onnxruntime
+from huggingface_hub import hf_hub_download
+session = onnxruntime.InferenceSession(hf_hub_download(spec["model"], "onnx/model.onnx"))
+onnx_logits = session.run(None, dict(tokenizer(spec["sentences"], padding=True, return_tensors="np")))[0]
+json.dump({"logits": logits.tolist(), "pipeline": scores, "onnx": onnx_logits.tolist(),
+           "class_module": type(model).__module__,
            "pipeline_module": type(classify.model).__module__, "distil_loaded": "distil" in sys.modules},
           open(spec["out"] + "/model.json", "w"))
 """
@@ -132,6 +150,7 @@ def pushed(tiny_run, hub_server, tmp_path_factory, tiny_bert_dir, toy_data_dir):
     tmp = tmp_path_factory.mktemp("push")
     run = tiny_run["dir"]
     shutil.copytree(run / "transfer_set", tmp / "transfer-set-copy")  # the student stage writes map caches there
+    shutil.copytree(run / "student", tmp / "mirror-student")
     spec = {
         "recipe": str(ROOT / "recipes" / "distil.py"),
         "pipeline": tiny_run["args"] + PUSH,
@@ -148,6 +167,8 @@ def pushed(tiny_run, hub_server, tmp_path_factory, tiny_bert_dir, toy_data_dir):
             "--push_to_hub", "true", "--hub_dataset_id", STAGE_TRANSFER, "--hub_token", HUB_TOKEN,
         ],
         "repush_student": ["--model_dir", str(tmp / "stage-student"), "--hub_model_id", STAGE_STUDENT],
+        "mirror": {"folder": str(tmp / "mirror-student"), "repo": MIRROR},
+        "served": {"repo": STUDENT, "sentences": SERVED},
         "out": str(tmp / "listings.json"),
     }  # fmt: skip
     before = tree_digest(run)
@@ -185,6 +206,8 @@ def test_round_trip_loads_as_a_hub_user(pushed, hub_server, tmp_path):
     labels = [model.config.id2label[i] for i in range(expected.shape[1])]
     from_pipeline = np.array([[row[label] for label in labels] for row in out["pipeline"]])
     np.testing.assert_allclose(from_pipeline, expected, rtol=0, atol=1e-5)
+    # its ONNX export, with onnxruntime and the tokenizer's output as is
+    np.testing.assert_allclose(np.array(out["onnx"]), expected, rtol=0, atol=1e-4)
 
 
 def test_repush_duplicates_nothing(pushed, hub_server):
@@ -196,6 +219,7 @@ def test_repush_duplicates_nothing(pushed, hub_server):
     ]
     student_files = set(first[STUDENT])
     assert {"README.md", "config.json", "model.safetensors", "modeling_bilstm.py", "run_args.json"} <= student_files
+    assert {"onnx/model.onnx", "onnx/export.json"} <= student_files  # the student's ONNX export
     assert not any(f.startswith("checkpoint-") or f == "training_args.bin" for f in student_files)
     # an unchanged re-push makes no commit at all
     titles = [c["title"] for c in hub_server.commits("model", STUDENT)]
@@ -217,6 +241,7 @@ def test_cards_hold_what_a_reader_needs(pushed, hub_server, tiny_run):
     assert f"[`{TEACHER}`](/{TEACHER})" in text and f"[`{TRANSFER}`](/datasets/{TRANSFER})" in text
     assert f'pipeline("text-classification", model="{STUDENT}", trust_remote_code=True)' in text
     assert "parameters without the embedding matrix" in text and "`learning_rate` | `0.01`" in text
+    assert f'hf_hub_download("{STUDENT}", "onnx/model.onnx")' in text and "| `onnx/model.onnx` | logits" in text
 
     teacher = ModelCard(hub_server.read("model", TEACHER, "README.md").decode())
     assert {r.metric_type: r.metric_value for r in teacher.data.eval_results}["accuracy"] == results["teacher"][
@@ -294,6 +319,26 @@ def test_failed_push_keeps_the_outputs_and_says_how_to_retry(failure, tiny_run, 
     if failure == "server error":  # the run was evaluated and pushing began: the outputs it read are named intact
         assert f"{run / 'transfer_set'} is intact." in last
     assert tree_digest(run) == before
+
+
+def test_onnx_classifier_serves_the_pushed_student(pushed):
+    from distil.serving import ONNXClassifier
+
+    local = ONNXClassifier.from_pretrained(str(pushed["run"] / "student"))(SERVED, top_k=None)
+    served = pushed["listings"]["served"]
+    assert [[d["label"] for d in row] for row in served] == [[d["label"] for d in row] for row in local]
+    np.testing.assert_allclose(
+        [[d["score"] for d in row] for row in served], [[d["score"] for d in row] for row in local], rtol=0, atol=1e-6
+    )
+
+
+def test_repush_mirrors_the_folder(pushed, hub_server):
+    """One commit per push holds the folder's files and the card, and deletes what the folder no longer has."""
+    first, second = pushed["listings"]["mirrored"]
+    assert {"onnx/model.onnx", "onnx/export.json", "README.md", "config.json"} <= set(first)
+    assert set(second) == {f for f in first if not f.startswith("onnx/")} | {"notes.txt"}
+    titles = [c["title"] for c in hub_server.commits("model", MIRROR)]
+    assert titles == ["initial commit", "Upload mirror-student", "Upload mirror-student"]
 
 
 def test_push_command_checks_its_arguments(tmp_path, capsys):

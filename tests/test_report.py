@@ -170,11 +170,37 @@ def test_report_markdown_and_png(run):
     assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
 
 
+def test_report_serving_table(run, model_dirs):
+    """The student's ONNX export (made by the report: the student has no `onnx/` folder) in ONNX Runtime, fp32 and
+    int8, beside PyTorch eager and the teacher, on 1 and 2 threads, in the JSON and the markdown."""
+    result, stdout, _ = run
+    serving = result["serving"]
+    assert list(serving["models"]) == ["teacher", "student", "student-onnx", "student-onnx-int8"]
+    assert serving["threads"] == [1, 2] and "exported by this report" in serving["onnx"]["source"]
+    models = serving["models"]
+    # fp32 ONNX predicts exactly what PyTorch predicts; every figure is there for both thread counts
+    assert (
+        models["student-onnx"]["accuracy"] == models["student"]["accuracy"] == result["models"]["student"]["accuracy"]
+    )
+    assert models["teacher"]["accuracy"] == result["models"]["teacher"]["accuracy"]
+    for m in models.values():
+        for threads in ("1", "2"):
+            f = m["threads"][threads]
+            assert 0 < f["latency_p50_ms"] <= f["latency_p99_ms"] and f["throughput_rows_per_s"] > 0
+            assert f["speedup_p50"] == pytest.approx(
+                models["teacher"]["threads"][threads]["latency_p50_ms"] / f["latency_p50_ms"]
+            )
+    assert not (model_dirs["student"] / "onnx").exists()  # the report wrote nothing into the student
+    assert "## Serving on CPU: PyTorch eager and ONNX Runtime" in stdout
+    assert "| | teacher, PyTorch | student, PyTorch | student, ONNX fp32 | student, ONNX int8 |" in stdout
+    assert "| 2 threads: batch 1, p50 / p99 (ms) |" in stdout and "| 1 thread: batch 8 (rows/s) |" in stdout
+
+
 def test_report_gpu_branch(tmp_path, model_dirs, toy_data_dir, monkeypatch):
     """The GPU section, exercised on the CPU by standing a CPU device in for the GPU."""
     monkeypatch.setattr(report_mod, "gpu_device", lambda: torch.device("cpu"))
     with contextlib.redirect_stdout(io.StringIO()) as stdout:
-        report = report_mod.main(report_argv(model_dirs, toy_data_dir, tmp_path, "--no_plot"))
+        report = report_mod.main(report_argv(model_dirs, toy_data_dir, tmp_path, "--no_plot", "--onnx", "false"))
     assert report["gpu"] == "cpu"
     for m in report["models"].values():
         assert m["gpu"]["throughput_rows_per_s"] > 0 and m["gpu"]["latency_ms"]["n"] == 6
@@ -238,6 +264,7 @@ def test_report_quantised_copies_variants_training_and_same_start(tmp_path, mode
         config.save_pretrained(path)
     argv = report_argv({**model_dirs, "student": student, "baseline": baseline}, toy_data_dir, tmp_path / "out")
     argv += ["--variants", str(variant), "--variant_names", "other size", "--quantize", "true", "--no_plot"]
+    argv += ["--onnx", "false"]
     with contextlib.redirect_stdout(io.StringIO()) as stdout:
         report = report_mod.main(argv + ["--no_gpu"])
     models = report["models"]
