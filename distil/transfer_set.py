@@ -14,12 +14,15 @@ import time
 from dataclasses import dataclass, field
 
 import datasets
+import numpy as np
 from transformers import AutoConfig, AutoTokenizer, set_seed
 
 from distil.augment import (
     AugmentationArguments,
     check_spacy_model,
+    first_of_each_text,
     normalize_dataset,
+    repeated_samples,
     spacy_model_version,
     tag_and_augment,
 )
@@ -33,6 +36,7 @@ from distil.labeling import export_tsv, free_teachers, label_in_shards
 from distil.labels import check_teacher_head, label_order
 from distil.records import Signature, model_fingerprint, settings_of
 from distil.stage import StageArguments, StageOutput
+from distil.trainer import TEACHER_LOGITS
 from distil.utils import atomic_directory, save_run_args, setup_logging
 
 logger = logging.getLogger("distil")
@@ -177,6 +181,7 @@ def build_transfer_set(
 
     # Transfer set: the main process tags and augments, the others then read its cache
     start = time.perf_counter()
+    rules = rules.for_train_size(len(raw["train"]))
     with state.main_process_first():
         if args.no_augment:
             train = normalize_dataset(raw["train"])
@@ -193,7 +198,24 @@ def build_transfer_set(
                 num_proc=args.num_proc,
             )
         validation = normalize_dataset(raw["validation"])
-    logger.info("Transfer set: %d rows from %d (%.1fs)", len(train), len(raw["train"]), time.perf_counter() - start)
+    drawn = len(train)
+    repeats = repeated_samples(train)
+    if repeats.any():
+        train = train.select(np.flatnonzero(~repeats))
+    text_rows, of_row = first_of_each_text(train)
+    counts = {
+        "source_sentences": len(raw["train"]),
+        "n_iter": rules.n_iter,
+        "rows_drawn": drawn,
+        "repeated_samples_dropped": int(repeats.sum()),
+        "rows": len(train),
+        "texts_labelled": len(text_rows),
+    }
+    logger.info(
+        "Transfer set: %d rows from %d sentences (n_iter %d; %d samples repeating an earlier text dropped, %d rows "
+        "share a text with an earlier row) (%.1fs)", len(train), len(raw["train"]), rules.n_iter, counts[
+        "repeated_samples_dropped"], len(train) - len(text_rows), time.perf_counter() - start,
+    )  # fmt: skip
 
     # Teacher logits: every process labels its own shards, then reads all of them back
     start = time.perf_counter()
@@ -216,7 +238,7 @@ def build_transfer_set(
         num_proc=(args.label_num_proc or args.num_proc) if state.num_processes == 1 else None,
     )
     splits = datasets.DatasetDict(
-        train=label_in_shards(train, teacher_path, desc="Teacher logits (train)", **label_kwargs),
+        train=label_each_text_once(train, text_rows, of_row, teacher_path, label_kwargs),
         validation=label_in_shards(validation, teacher_path, desc="Teacher logits (validation)", **label_kwargs),
     )
     free_teachers()
@@ -228,10 +250,20 @@ def build_transfer_set(
 
     # Save: the main process writes, stage.json last; the others wait
     if state.is_main_process:
-        save_atomically(splits, args.output_dir, output, args, rules, data_args, command=command)
+        save_atomically(splits, args.output_dir, output, args, rules, data_args, command=command, counts=counts)
         logger.info("Saved transfer_set to %s", args.output_dir)
     state.wait_for_everyone()
     return splits
+
+
+def label_each_text_once(train: datasets.Dataset, text_rows, of_row, teacher_path: str, label_kwargs: dict):
+    """`train` with `teacher_logits`: the teacher runs once per distinct text (`text_rows`, from
+    `distil.augment.first_of_each_text`) and rows sharing a text (repeated source sentences) share its logits."""
+    if len(text_rows) == len(train):
+        return label_in_shards(train, teacher_path, desc="Teacher logits (train)", **label_kwargs)
+    texts = label_in_shards(train.select(text_rows), teacher_path, desc="Teacher logits (train)", **label_kwargs)
+    logits = texts.select_columns([TEACHER_LOGITS]).select(of_row)
+    return datasets.concatenate_datasets([train, logits], axis=1)
 
 
 def check_teacher(
@@ -263,6 +295,7 @@ def save_atomically(
     args: TransferSetArguments,
     *arg_objects,
     command: str | None = None,
+    counts: dict | None = None,
 ) -> None:
     """`save_to_disk`, the run's arguments and command, the TSV export (when asked) and `stage.json` (last) into a
     temporary sibling, then swap it in whole: an interrupted save leaves the earlier output (or none), never a partial
@@ -279,4 +312,4 @@ def save_atomically(
         if args.export_tsv:
             n = export_tsv(splits["train"], args.export_tsv)
             logger.info("Wrote %d rows to %s", n, args.export_tsv)
-        output.mark_done(tmp)
+        output.mark_done(tmp, **({"counts": counts} if counts else {}))
