@@ -30,7 +30,15 @@ from distil.records import (
     model_fingerprint,
     settings_of,
 )
-from distil.stage import StageArguments, StageOutput, finish_training, log_precision, read_metrics, trainer_arguments
+from distil.stage import (
+    StageArguments,
+    StageOutput,
+    finish_training,
+    log_precision,
+    read_metrics,
+    schedule_training,
+    trainer_arguments,
+)
 from distil.tokenization import MASK_TOKEN, student_tokenizer
 from distil.trainer import DistillationTrainer
 from distil.transfer_data import load_transfer_set
@@ -146,6 +154,21 @@ class StudentArguments:
     temperature: float | None = field(
         default=None, metadata={"help": "Softmax temperature: set, the soft loss is KL * T^2 instead of MSE."}
     )
+    train_rows: int = field(
+        default=600_000,
+        metadata={
+            "help": "Rows seen in training, whatever the transfer set's size: `max_steps` = rows / global batch "
+            "(docs/defaults.md). 0, or `max_steps` set: `max_steps` or `num_train_epochs` as given."
+        },
+    )
+    evaluations: int = field(
+        default=8,
+        metadata={
+            "help": "Evaluate and checkpoint this many times, evenly over training, and keep the checkpoint of the "
+            "best validation accuracy (`load_best_model_at_end`). Set `eval_strategy`, `save_strategy: no` or 0: "
+            "as given."
+        },
+    )
     lr_schedule: str | None = field(
         default=None,
         metadata={
@@ -180,6 +203,9 @@ class StudentArguments:
             raise ConfigError(f"alpha: must be in [0, 1], got {self.alpha}")
         if self.temperature is not None and self.temperature <= 0:
             raise ConfigError(f"temperature: must be > 0 or unset, got {self.temperature}")
+        for name in ("train_rows", "evaluations"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
         for name in ("embedding_size", "max_transfer_samples"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1 or unset, got {getattr(self, name)}")
@@ -337,11 +363,16 @@ def train_student(
         loss_type,
     )
 
-    # Train
+    # Train: for `train_rows` rows, keeping the best of `evaluations` checkpoints
+    args = trainer_arguments(training_args)
+    if train:
+        schedule = schedule_training(args, len(splits["train"]), student_args.train_rows, student_args.evaluations)
+        if schedule:
+            logger.info("Training: %s", schedule)
     output.start()
     trainer = DistillationTrainer(
         model=model,
-        args=trainer_arguments(training_args),
+        args=args,
         train_dataset=splits["train"],
         eval_dataset=splits["validation"],
         processing_class=tokenizer,

@@ -60,7 +60,7 @@ def tiny_pipeline_args(tmp_path: Path, tiny_bert_dir: Path, toy_data_dir: Path) 
     student = tmp_path / "student.yaml"
     student.write_text(
         f"data_dir: {toy_data_dir}\ntokenizer: word\nembedding_size: 16\nhidden_size: 8\n"
-        "classifier_hidden_size: 8\nnum_train_epochs: 1\nper_device_train_batch_size: 32\nsave_strategy: 'no'\n"
+        "classifier_hidden_size: 8\nnum_train_epochs: 1\ntrain_rows: 0\nper_device_train_batch_size: 32\nsave_strategy: 'no'\n"
         "eval_strategy: 'no'\nreport_to: none\nlearning_rate: 1.0e-2\n"
     )
     return [
