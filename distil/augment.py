@@ -3,7 +3,9 @@
 Rules (`AugmentationArguments`), per source sentence (spaCy tokens with their case; the original
 `generate_dataset.py` lowercased them): the sentence itself, then up to `n_iter` samples in which each word is masked with `p_mask`, else replaced with
 `p_pos` by a training-set word of the same POS tag; then with `p_ng` an n-gram (n in 1..`max_ng`, shorter than the
-sentence) is masked. Samples equal to an earlier one or to the sentence are dropped.
+sentence) is masked. Samples equal to an earlier one or to the sentence are dropped; across the whole transfer set,
+`repeated_samples` finds the samples equal to any source sentence or to an earlier sample. `n_iter: auto` follows the
+train size (`AugmentationArguments.for_train_size`).
 
 Text form: every row is text as a user writes it, whitespace runs collapsed to one space: a source sentence is its own
 text, and a sample is that text with words masked or replaced, each token followed by the space it had there. So the

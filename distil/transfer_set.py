@@ -3,7 +3,9 @@ logits.
 
 Reads the data (`DataArguments`) and the fine-tuned teacher; writes a `DatasetDict` to `output_dir`: `train`
 (`sentence`, `idx` = source row, `label` = gold for original rows and -1 for augmented ones, `teacher_logits`) and
-`validation` (the same columns, gold labels), plus `run_args.json`. Every step is a cached `Dataset.map`
+`validation` (the same columns, gold labels), plus `run_args.json`. `n_iter: auto` draws `transfer_rows // train
+sentences` samples per sentence; a sample whose text is a source sentence's or an earlier row's is dropped, the
+teacher runs once per distinct text, and the counts go into the log and `stage.json`. Every step is a cached `Dataset.map`
 (`distil.augment`, `distil.labeling`), so a re-run with the same inputs only loads the cache.
 """
 
