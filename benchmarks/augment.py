@@ -4,7 +4,7 @@
 
 (a) a faithful re-implementation of the original `generate_dataset.py` (full spaCy pipeline called per sentence,
 list-based POS table and de-duplication, global NumPy RNG) vs (b) distil's cached map stages (`tag_dataset`,
-`PosTable.from_dataset`, `augment_dataset`) on the same rows, cold cache; (c) `label_with_teacher` vs a plain
+`PosTable.from_dataset`, `augment_dataset`) on the same rows, cold cache; (c) `add_classifier_logits` vs a plain
 `Trainer.predict` (same batch size, dynamic padding) over a fixed random subset of the transfer set; (d) the recipe
 end to end (`recipes/augment.py` in a fresh process), cold (empty cache) and then warm, with the teacher or
 (`--recipe_teacher tiny`) a tiny random BERT with its tokenizer; (e, with `--label_before REV`) labelling of an earlier
@@ -251,7 +251,7 @@ def main(argv=None) -> dict:
     from distil.data import load_sst2
     from distil.hardware import resolve_autocast
     from distil.hub import resolve_model_path
-    from distil.labeling import _TEACHERS, label_with_teacher, load_teacher
+    from distil.labeling import Classifier, add_classifier_logits, free_classifiers, load_classifier
 
     datasets.disable_progress_bars()
     if args.teacher is None:
@@ -316,11 +316,11 @@ def main(argv=None) -> dict:
             np.random.default_rng(0).choice(len(transfer), min(args.label_rows, len(transfer)), replace=False)
         )
         subset = Dataset.from_dict(transfer.select(rows).select_columns(["sentence"])[:])
-        model = load_teacher(teacher_path, seed=0)
+        model = load_classifier(Classifier.of(teacher_path), seed=0)
         common = dict(batch_size=args.batch_size, max_length=args.max_seq_length)
-        fp32, fp32_s = timed(label_with_teacher, subset, teacher_path, precision="fp32", **common)
+        fp32, fp32_s = timed(add_classifier_logits, subset, teacher_path, precision="fp32", **common)
         auto, auto_s = timed(
-            label_with_teacher, subset, teacher_path, precision=args.precision, num_proc=label_num_proc, **common
+            add_classifier_logits, subset, teacher_path, precision=args.precision, num_proc=label_num_proc, **common
         )
         with tempfile.TemporaryDirectory() as tmp:
             theirs, theirs_s = timed(
@@ -341,20 +341,21 @@ def main(argv=None) -> dict:
             "auto_argmax_agreement": float((auto_logits.argmax(-1) == theirs.argmax(-1)).mean()),
         }
         print("label:", results["label"], flush=True)
-        _TEACHERS.clear()
+        free_classifiers()
 
     if "e" in args.stages and args.label_before:
         # (e) labelling overhead before/after: the tiny teacher (model time small), the same rows, fp32 both
         subset = Dataset.from_dict(transfer.select(range(min(args.before_rows, len(transfer))))[:])
         before = labeling_at_revision(args.label_before)
         common = dict(batch_size=args.batch_size, max_length=args.max_seq_length, precision="fp32")
-        old, old_s = timed(before.label_with_teacher, subset, tiny_path, **common)
-        _TEACHERS.clear()
-        before._TEACHERS.clear()
-        new, new_s = timed(label_with_teacher, subset, tiny_path, **common)
-        _TEACHERS.clear()
-        workers, workers_s = timed(label_with_teacher, subset, tiny_path, num_proc=label_num_proc, **common)
-        _TEACHERS.clear()
+        # an earlier revision may have the names before `add_classifier_logits`: `label_with_teacher`, `_TEACHERS`
+        old_label = getattr(before, "add_classifier_logits", None) or before.label_with_teacher
+        old, old_s = timed(old_label, subset, tiny_path, **common)
+        getattr(before, "_CLASSIFIERS", getattr(before, "_TEACHERS", {})).clear()
+        new, new_s = timed(add_classifier_logits, subset, tiny_path, **common)
+        free_classifiers()
+        workers, workers_s = timed(add_classifier_logits, subset, tiny_path, num_proc=label_num_proc, **common)
+        free_classifiers()
         old_logits = np.array(old["teacher_logits"])
         results["before"] = {
             "revision": args.label_before,
@@ -424,14 +425,14 @@ NOTES = [
     "about 40% more tagging time. Its rows-out differs from (a) because the random streams differ (one generator "
     "per source row seeded by (seed, idx) vs one global stream).",
     "(c) every method gets the already-loaded teacher and includes tokenization; `Trainer.predict` pads each batch "
-    "of the unsorted rows to its longest row (float32); `label_with_teacher` sorts each 8,192-row chunk by length "
+    "of the unsorted rows to its longest row (float32); `add_classifier_logits` sorts each 8,192-row chunk by length "
     "first, tokenizes it once through a per-word cache and pads with NumPy, in float32 and then with `precision` "
     "(`auto`: bf16 where the CPU has native bf16, see the machine line) and the labelling workers.",
     "(d) runs `python recipes/augment.py` twice in fresh processes (imports, data loading, spaCy tagging, "
     "augmentation, labelling, fingerprints and `save_to_disk` included); the first with an empty cache. With "
     "`--recipe_teacher tiny` the teacher is a tiny random BERT (2 layers, hidden 16) with the real teacher's "
     "tokenizer, so that the time is everything but a real teacher's forward passes.",
-    "(e) times `label_with_teacher` of an earlier git revision against the current one on the same transfer-set rows "
+    "(e) times `add_classifier_logits` of an earlier git revision against the current one on the same transfer-set rows "
     "with the tiny teacher, all in float32, in one process: the non-model overhead (tokenization, padding, writes) "
     "that the current code cuts, then the current code with its labelling workers.",
 ]
@@ -486,14 +487,14 @@ def write_results(r: dict, args) -> None:
             f"{lab['rows'] / lab['trainer_s']:,.0f} | 1.0x |"
         )
         lines.append(
-            f"| {label_what} | (c) `label_with_teacher`, batch {lab['batch_size']}, length-sorted, fp32, one process "
+            f"| {label_what} | (c) `add_classifier_logits`, batch {lab['batch_size']}, length-sorted, fp32, one process "
             f"| {lab['ours_s']:.1f} | {lab['rows']:,} | {lab['rows']:,} | {lab['rows'] / lab['ours_s']:,.0f} | "
             f"**{lab['trainer_s'] / lab['ours_s']:.1f}x** |"
         )
         if "ours_auto_s" in lab:
             precision = lab["auto_precision"].replace("torch.", "").replace("None", "fp32")
             lines.append(
-                f"| {label_what} | (c) `label_with_teacher`, `precision: {r['precision']['asked']}` ({precision}), "
+                f"| {label_what} | (c) `add_classifier_logits`, `precision: {r['precision']['asked']}` ({precision}), "
                 f"{lab['auto_num_proc']} workers | {lab['ours_auto_s']:.1f} | {lab['rows']:,} | {lab['rows']:,} | "
                 f"{lab['rows'] / lab['ours_auto_s']:,.0f} | **{lab['trainer_s'] / lab['ours_auto_s']:.1f}x** |"
             )
@@ -501,7 +502,7 @@ def write_results(r: dict, args) -> None:
     if before:
         what = f"labelling overhead, tiny teacher, first {before['rows']:,} transfer-set rows, fp32"
         lines.append(
-            f"| {what} | (e) before: `label_with_teacher` at `{before['revision']}` | {before['before_s']:.1f} | "
+            f"| {what} | (e) before: `add_classifier_logits` at `{before['revision']}` | {before['before_s']:.1f} | "
             f"{before['rows']:,} | {before['rows']:,} | {before['rows'] / before['before_s']:,.0f} | 1.0x |"
         )
         lines.append(

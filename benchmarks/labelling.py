@@ -75,7 +75,7 @@ def main() -> None:
     from distil.data import load_data_from_args
     from distil.hardware import cpu_has_native_bf16, cpu_model, use_launch_cpu_threads
     from distil.hub import resolve_model_path
-    from distil.labeling import label_with_teacher
+    from distil.labeling import add_classifier_logits
 
     use_launch_cpu_threads()
     path = resolve_model_path(args.teacher)
@@ -101,7 +101,7 @@ def main() -> None:
         )
         for name, dataset in (("before", drawn), ("after", distinct)):
             start = time.perf_counter()
-            label_with_teacher(
+            add_classifier_logits(
                 dataset, path, batch_size=args.batch_size, max_length=args.max_length, chunk_size=args.chunk_size,
                 precision=precision, load_from_cache_file=False, desc=f"Labelling ({name}, {precision})",
             )  # fmt: skip

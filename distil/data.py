@@ -23,8 +23,9 @@ from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dat
 from datasets import config as datasets_config
 
 from distil.distributed import main_process_first
+from distil.encoding import arrow_column
 from distil.errors import InputError, TSVFormatError
-from distil.hub import load_errors
+from distil.hub import hub_revision, load_errors
 from distil.records import files_fingerprint
 from distil.utils import atomic_directory
 
@@ -114,14 +115,15 @@ def tsv_fingerprint(data_dir: str) -> str:
 
 
 def data_fingerprint(data_args) -> str:
-    """What a stage's data input is: the GLUE TSVs' hash, the local files' hash, or the Hub dataset's name (and
-    config)."""
+    """What a stage's data input is: the GLUE TSVs' hash, the local files' hash, or the Hub dataset's name and config
+    with the commit it resolves to (a new commit upstream is a new input)."""
     if data_args.data_dir:
         return "tsv:" + tsv_fingerprint(data_args.data_dir)
     files = [f for f in (data_args.train_file, data_args.validation_file) if f]
     if files:
         return "files:" + (files_fingerprint(files) if all(os.path.isfile(p) for p in files) else "missing")
-    return f"hub:{data_args.dataset_name}:{data_args.dataset_config_name or ''}"
+    name = data_args.dataset_name
+    return f"hub:{name}:{data_args.dataset_config_name or ''}@{hub_revision(name, repo_type='dataset')}"
 
 
 # The package's internal columns: every loader returns `TEXT_COLUMN` (string) and `LABEL_COLUMN` (ClassLabel).
@@ -184,11 +186,6 @@ def _load_hub(data_args, cache_dir: str | None) -> tuple[dict[str, Dataset], dic
     return splits, {split: f"dataset_name: {name}[{split}]" for split in splits}
 
 
-def _column(ds: Dataset, name: str) -> pa.Array | pa.ChunkedArray:
-    """One column as Arrow (the rows `ds` selects, in its order), read without Python objects per row."""
-    return ds.with_format("arrow")[name]
-
-
 def _first(mask: pa.ChunkedArray) -> int | None:
     """The index of the first true value in a boolean column, or None."""
     i = pc.index(pc.fill_null(mask, True), True).as_py()
@@ -207,7 +204,7 @@ def _check_columns(ds: Dataset, source: str, text_column: str, label_column: str
             raise InputError(f"{source}: missing column {column!r} ({field}; found {ds.column_names})")
     if len(ds) == 0:
         raise InputError(f"{source}: no rows")
-    text = _column(ds, text_column)
+    text = arrow_column(ds, text_column)
     if not (pa.types.is_string(text.type) or pa.types.is_large_string(text.type)):
         raise InputError(f"{source}: column {text_column!r} (text_column) holds {text.type}, not text")
     row = _first(pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(text)), 0))
@@ -220,7 +217,7 @@ def _labels_of(ds: Dataset, source: str, label_column: str, class_names: list[st
     `ClassLabel` when it has one; names (sorted); integers 0..N-1 named by `class_names` or a known dataset's names;
     other integers (sorted) named by their digits."""
     feature = ds.features[label_column]
-    values = _column(ds, label_column)
+    values = arrow_column(ds, label_column)
     row = _first(pc.is_null(values))
     if row is not None:
         raise InputError(f"{_where(source, row)}: no label in column {label_column!r}")
@@ -290,7 +287,7 @@ def _encode(ds: Dataset, source: str, text_column: str, label_column: str, label
     Arrow column, then written by one cached, batched Arrow map."""
     feature = ds.features[label_column]
     value_set = _value_set(feature, labels, raw)
-    values = _column(ds, label_column)
+    values = arrow_column(ds, label_column)
     row = _first(pc.is_null(_label_ids(values, value_set)))
     if row is not None:
         bad = values[row].as_py()
@@ -321,7 +318,7 @@ def split_validation(train: Dataset, percentage: float, seed: int) -> tuple[Data
     size = max(1, round(len(train) * percentage / 100))
     if size >= len(train):
         raise InputError(f"validation_split_percentage: {percentage}% of {len(train)} train rows leaves none to train")
-    counts = pc.value_counts(_column(train, LABEL_COLUMN)).field("counts")
+    counts = pc.value_counts(arrow_column(train, LABEL_COLUMN)).field("counts")
     stratify = pc.min(counts).as_py() >= 2 and size >= len(counts) and len(train) - size >= len(counts)
     if not stratify:
         logger.warning("Validation split from train: not stratified (a class has fewer than 2 rows)")

@@ -67,7 +67,8 @@ class WordCacheEncoder:
 
     Exact for tokenizers that `supports` (BERT's WordPiece and the like): a sentence's ids are the special tokens
     around the concatenated ids of its words, truncated to `max_length` as the tokenizer truncates a single text.
-    Everything per row is NumPy; Python touches each distinct word once. The cache is cleared past `max_words`.
+    Everything per row is NumPy; Python touches each distinct word once. Past `max_words` the cache starts over with
+    the words of the batch at hand.
     """
 
     def __init__(self, tokenizer, max_length: int, max_words: int = 1_000_000):
@@ -102,9 +103,13 @@ class WordCacheEncoder:
         self.pool_starts = np.zeros(0, dtype=np.int64)
         self.pool_lengths = np.zeros(0, dtype=np.int64)
 
-    def _add(self, words: set[str]):
+    def _add(self, batch_words: set[str]):
+        """Tokenize the batch's words the cache lacks. Past `max_words` the cache starts over with the batch's words
+        (every one of them: the batch looks them all up next)."""
+        words = batch_words.difference(self.index)
         if len(self.index) + len(words) > self.max_words:
             self._reset()
+            words = batch_words
         words = sorted(words)
         for word, encoding in zip(words, self.backend.encode_batch(words, add_special_tokens=False)):
             self.index[word] = len(self.pieces)
@@ -121,7 +126,7 @@ class WordCacheEncoder:
         try:  # the words seen before: every word, once the cache is warm
             codes = np.fromiter(map(self.index.__getitem__, words), dtype=np.int64, count=len(words))
         except KeyError:
-            self._add(set(words).difference(self.index))
+            self._add(set(words))
             codes = np.fromiter(map(self.index.__getitem__, words), dtype=np.int64, count=len(words))
         word_lengths = self.pool_lengths[codes]
         word_ends = np.cumsum(word_lengths)
@@ -134,9 +139,13 @@ class WordCacheEncoder:
 
 
 def arrow_column(dataset, name: str) -> pa.ChunkedArray:
-    """A `datasets.Dataset`'s column as Arrow, in the dataset's row order (through its indices mapping, if any)."""
+    """A `datasets.Dataset`'s column as Arrow, in the dataset's row order (through its indices mapping, if any).
+
+    `dataset.with_format("arrow")[name]` gives the same column, but through an indices mapping (set by `select`,
+    `shuffle`, `train_test_split`) datasets gathers it one row at a time (`Table.fast_gather`, a Python loop over
+    rows); `take` on the column is one Arrow call, hence datasets' private `_indices` here."""
     column = dataset.data.column(name)
-    indices = getattr(dataset, "_indices", None)  # datasets' indices mapping, set by select/shuffle/train_test_split
+    indices = getattr(dataset, "_indices", None)
     return column.take(indices.column(0)) if indices is not None else column
 
 

@@ -81,6 +81,14 @@ def resolve_autocast(device: str | torch.device, precision: str = "auto") -> tor
     return torch.bfloat16 if precision == "bf16" else torch.float16
 
 
+PRECISION_NAMES = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+
+def precision_name(autocast_dtype: torch.dtype | None) -> str:
+    """`fp32`, `bf16` or `fp16`: the `precision` value that names an autocast dtype (`resolve_autocast`'s result)."""
+    return PRECISION_NAMES[autocast_dtype]
+
+
 def available_cores() -> int:
     """The CPUs this process may run on (its affinity mask where the OS has one)."""
     try:

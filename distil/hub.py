@@ -1,11 +1,13 @@
 """Resolving model names: Hub ids, local directories, and weights shipped inside pip packages; turning a model or
-dataset that cannot be loaded into one line naming the field that gave it (`load_errors`); and the push settings
-(`HubArguments`), which publishing (`distil.push`) reads. Nothing here talks to the Hub."""
+dataset that cannot be loaded into one line naming the field that gave it (`load_errors`); the commit a Hub repo is
+at (`hub_revision`, so that a record names what was read); and the push settings (`HubArguments`), which publishing
+(`distil.push`) reads. Nothing here writes to the Hub."""
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import importlib.util
 import os
 from dataclasses import dataclass, field
@@ -35,6 +37,43 @@ def resolve_model_path(name_or_path: str) -> str:
     if not os.path.isdir(path):
         raise FileNotFoundError(f"{name_or_path}: no folder {sub!r} inside package {package!r} ({path})")
     return path
+
+
+UNKNOWN_REVISION = "unknown"
+
+
+def transport_errors() -> tuple[type[BaseException], ...]:
+    """The HTTP client's own error class: `httpx2.HTTPError` under huggingface_hub 2.x, `httpx.HTTPError` under 1.x
+    (HTTP status errors are `HfHubHTTPError`, an `OSError`; connection errors are only the client's)."""
+    for client in ("httpx2", "httpx"):
+        with contextlib.suppress(ImportError):
+            return (importlib.import_module(client).HTTPError,)
+    return ()
+
+
+def hub_revision(repo_id: str, repo_type: str = "model") -> str:
+    """The commit sha that a Hub repo's main branch is at: asked of the Hub (`HfApi.repo_info`) or, offline or when
+    the Hub cannot be reached, read from the local Hub cache (its `refs/main`, else its newest snapshot);
+    `UNKNOWN_REVISION` where neither knows (the repo cannot be loaded then either)."""
+    from huggingface_hub import HfApi, constants
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, OfflineModeIsEnabled
+
+    offline = constants.is_offline_mode() or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+    if not offline:
+        try:
+            sha = HfApi().repo_info(repo_id, repo_type=repo_type).sha
+            if sha:
+                return sha
+        except (HfHubHTTPError, OfflineModeIsEnabled, *transport_errors(), OSError):
+            pass
+        except HFValidationError:  # not a repo id (a local path that does not exist)
+            return UNKNOWN_REVISION
+    cache = Path(constants.HF_HUB_CACHE) / f"{repo_type}s--{repo_id.replace('/', '--')}"
+    ref = cache / "refs" / "main"
+    if ref.is_file():
+        return ref.read_text(encoding="utf-8").strip()
+    snapshots = sorted((cache / "snapshots").glob("*"), key=lambda p: p.stat().st_mtime) if cache.is_dir() else []
+    return snapshots[-1].name if snapshots else UNKNOWN_REVISION
 
 
 def _chain(error: BaseException):

@@ -1,12 +1,16 @@
-"""Teacher logits for a text dataset, as a cached batched map: length-sorted, dynamically padded batches.
+"""Logits of a sequence classifier for a text dataset, as a cached batched map: length-sorted, dynamically padded
+batches. The transfer set's teacher logits come from here, and so do the pipeline's final evaluations.
 
 Each map batch is tokenized at once (a per-word cache for BERT-style tokenizers, `distil.encoding.
 WordCacheEncoder`) and padded with NumPy; on CPU, map workers (`num_proc`) split the rows and the torch threads, and
-`precision="auto"` uses bf16 only where the CPU has native bf16 (`cpu_has_native_bf16`).
+`precision="auto"` uses bf16 only where the CPU has native bf16 (`cpu_has_native_bf16`). On a GPU the padded batches
+go from pinned memory with non-blocking copies and the logits stay on the device until the map batch is done, so the
+host pads the next batch while the device runs the last one.
 
-The map's fingerprint is computed from the teacher's files (or weights), the tokenizer and the settings that change
-the values, never by hashing a model object in a closure; a teacher given as a path loads lazily, so a cache hit
-does not load it at all.
+The map's fingerprint is computed from what the classifier is (`Classifier`: a folder's files, or a Hub id's commit),
+the tokenizer and the settings that change the values, never by hashing a model object in a closure; a classifier
+given as a path loads lazily, so a cache hit does not load it at all, and loaded models are kept per process under
+that same fingerprint, so a folder rewritten within a process is loaded again.
 """
 
 from __future__ import annotations
@@ -14,14 +18,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from datasets import Dataset, Features, List, Value, concatenate_datasets
 
 from distil.encoding import TokenIds, WordCacheEncoder, flat_token_ids
+from distil.errors import InputError
 from distil.hardware import resolve_autocast
-from distil.hub import resolve_model_path
+from distil.hub import UNKNOWN_REVISION, hub_revision, resolve_model_path
 from distil.records import (
     directory_fingerprint,
     map_fingerprint,
@@ -31,35 +37,57 @@ from distil.records import (
 )
 
 SOURCE_HASH = source_fingerprint(__file__)
+LOGITS_COLUMN = "teacher_logits"
 
-_TEACHERS: dict[tuple, torch.nn.Module] = {}  # per-process cache: (path, seed, device) -> model
+_CLASSIFIERS: dict[tuple, torch.nn.Module] = {}  # per process: (fingerprint, seed, device) -> model
 
 
-def load_teacher(path: str, seed: int = 0, device: str | torch.device = "cpu"):
-    """Load (once per process) a sequence classifier in eval mode; a missing head is initialised from `seed`."""
+@dataclass(frozen=True)
+class Classifier:
+    """A sequence classifier named by a local folder or a Hub id, pinned to what it is: `fingerprint` (the folder's
+    files, or `hub:<id>@<commit>`) keys the labelling cache and the models loaded in this process, and a Hub id loads
+    at that `revision`. `Classifier.of(name)` resolves a name once; pass the result on to fingerprint it once."""
+
+    path: str
+    fingerprint: str
+    revision: str | None = None
+
+    @classmethod
+    def of(cls, name: str) -> Classifier:
+        path = resolve_model_path(name)
+        if os.path.isdir(path):
+            return cls(path, directory_fingerprint(path))
+        revision = hub_revision(path)
+        return cls(path, f"hub:{path}@{revision}", None if revision == UNKNOWN_REVISION else revision)
+
+
+def load_classifier(classifier: Classifier, seed: int = 0, device: str | torch.device = "cpu") -> torch.nn.Module:
+    """Load (once per process and fingerprint) a sequence classifier in eval mode; a missing head is initialised from
+    `seed`."""
     from transformers import AutoModelForSequenceClassification
 
-    key = (path, seed, str(device))
-    if key not in _TEACHERS:
+    key = (classifier.fingerprint, seed, str(device))
+    if key not in _CLASSIFIERS:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
-            model = AutoModelForSequenceClassification.from_pretrained(path)
-        _TEACHERS[key] = model.to(device).eval()
-    return _TEACHERS[key]
+            model = AutoModelForSequenceClassification.from_pretrained(classifier.path, revision=classifier.revision)
+        _CLASSIFIERS[key] = model.to(device).eval()
+    return _CLASSIFIERS[key]
 
 
-class TeacherLabeler:
-    """A `Dataset.map(batched=True)` function adding `teacher_logits` (float32, `num_labels` per row).
+class LogitsMap:
+    """A `Dataset.map(batched=True)` function adding a classifier's logits (float32, `num_labels` per row) as
+    `column`.
 
     Each map batch is tokenized at once (`WordCacheEncoder` where the tokenizer allows it, else the fast
     tokenizer's batch call), sorted by length, padded with NumPy and run in batches of `batch_size`.
     `worker_threads`: torch threads in a map worker process (`num_proc`); the main process keeps its own.
-    `label_order`: the teacher's logit columns in the data's label order (`distil.labels.label_order`), or None.
+    `label_order`: the classifier's logit columns in the data's label order (`distil.labels.label_order`), or None.
     """
 
     def __init__(
         self,
-        teacher,
+        classifier,
         tokenizer,
         device,
         autocast_dtype,
@@ -69,19 +97,21 @@ class TeacherLabeler:
         seed=0,
         worker_threads=None,
         label_order=None,
+        column=LOGITS_COLUMN,
     ):
-        self.teacher, self.tokenizer, self.device = teacher, tokenizer, device
+        self.classifier, self.tokenizer, self.device = classifier, tokenizer, device
         self.autocast_dtype, self.batch_size, self.max_length = autocast_dtype, batch_size, max_length
         self.text_column, self.seed, self.worker_threads = text_column, seed, worker_threads
         self.label_order = None if label_order is None else np.asarray(label_order, dtype=np.int64)
+        self.column = column
         self.main_pid = os.getpid()
         self._encoder = None
 
     @property
     def model(self):
-        if isinstance(self.teacher, str):
-            return load_teacher(self.teacher, self.seed, self.device)
-        return self.teacher
+        if isinstance(self.classifier, Classifier):
+            return load_classifier(self.classifier, self.seed, self.device)
+        return self.classifier
 
     def __getstate__(self):  # the word cache stays in its process
         return {**self.__dict__, "_encoder": None}
@@ -109,27 +139,31 @@ class TeacherLabeler:
         lengths = encoded.total_lengths()
         order = np.argsort(-lengths, kind="stable")  # longest first: a batch that does not fit fails early
         pad_id = self.tokenizer.pad_token_id or 0
-        out = np.empty((len(lengths), model.config.num_labels), dtype=np.float32)
+        device = torch.device(self.device)
+        on_gpu = device.type == "cuda"
         autocast = (
-            torch.autocast(torch.device(self.device).type, dtype=self.autocast_dtype)
+            torch.autocast(device.type, dtype=self.autocast_dtype)
             if self.autocast_dtype is not None
             else contextlib.nullcontext()
         )
         was_training = model.training
         model.eval()
+        outputs = []
         with torch.inference_mode(), autocast:
             for start in range(0, len(lengths), self.batch_size):
                 rows = order[start : start + self.batch_size]
-                input_ids, attention_mask = encoded.pad(rows, pad_id)
-                logits = model(
-                    input_ids=torch.from_numpy(input_ids).to(self.device),
-                    attention_mask=torch.from_numpy(attention_mask).to(self.device),
-                ).logits
-                out[rows] = logits.float().cpu().numpy()
+                host = [torch.from_numpy(array) for array in encoded.pad(rows, pad_id)]
+                if on_gpu:  # pinned, so that the copies run beside the host padding the next batch
+                    host = [tensor.pin_memory() for tensor in host]
+                input_ids, attention_mask = (tensor.to(device, non_blocking=True) for tensor in host)
+                outputs.append(model(input_ids=input_ids, attention_mask=attention_mask).logits.float())
         model.train(was_training)
+        out = np.empty((len(lengths), model.config.num_labels), dtype=np.float32)
+        if outputs:
+            out[order] = torch.cat(outputs).cpu().numpy()  # the one wait for the device per map batch
         if self.label_order is not None:
             out = out[:, self.label_order]
-        return {"teacher_logits": out}
+        return {self.column: out}
 
 
 def labelling_map(
@@ -145,32 +179,31 @@ def labelling_map(
     chunk_size: int = 8192,
     num_proc: int | None = None,
     label_order: list[int] | None = None,
-) -> tuple[TeacherLabeler, Features, str, int | None]:
-    """The labelling map for `dataset`: its function, output features, fingerprint and worker count (see
-    `label_with_teacher`)."""
+    column: str = LOGITS_COLUMN,
+) -> tuple[LogitsMap, Features, str, int | None]:
+    """The logits map for `dataset`: its function, output features, fingerprint and worker count (see
+    `add_classifier_logits`)."""
     from transformers import AutoConfig, AutoTokenizer
 
     if device is None:
         device = model.device if isinstance(model, torch.nn.Module) else "cuda" if torch.cuda.is_available() else "cpu"
     autocast_dtype = resolve_autocast(device, precision)
     if text_column not in dataset.column_names:
-        raise ValueError(f"text_column: {text_column!r} is not a column of the dataset ({dataset.column_names})")
+        raise InputError(f"text_column: {text_column!r} is not a column of the dataset ({dataset.column_names})")
 
     if isinstance(model, str):
-        path = resolve_model_path(model)
-        if os.path.isdir(path):
-            teacher, teacher_fp = path, directory_fingerprint(path)
-            num_labels = AutoConfig.from_pretrained(path).num_labels
-        else:  # a Hub id: load it to hash its weights
-            teacher = load_teacher(path, seed, device)
-            teacher_fp, num_labels = module_fingerprint(teacher), teacher.config.num_labels
+        model = Classifier.of(model)
+    if isinstance(model, Classifier):
+        classifier, path, classifier_fp = model, model.path, model.fingerprint
+        num_labels = AutoConfig.from_pretrained(path, revision=model.revision).num_labels
     else:
-        path, teacher = model.name_or_path, model.to(device)
-        teacher_fp, num_labels = module_fingerprint(model), model.config.num_labels
+        path, classifier = model.name_or_path, model.to(device)
+        classifier_fp, num_labels = module_fingerprint(model), model.config.num_labels
 
     if tokenizer is None:
-        tokenizer = AutoTokenizer.from_pretrained(path)
-        tokenizer_fp = "from-teacher" if isinstance(teacher, str) else object_fingerprint(tokenizer)
+        revision = classifier.revision if isinstance(classifier, Classifier) else None
+        tokenizer = AutoTokenizer.from_pretrained(path, revision=revision)
+        tokenizer_fp = "from-teacher" if isinstance(classifier, Classifier) else object_fingerprint(tokenizer)
     else:
         tokenizer_fp = object_fingerprint(tokenizer)
 
@@ -179,19 +212,19 @@ def labelling_map(
     if torch.device(device).type != "cpu" or len(dataset) < 2 * chunk_size:
         num_proc = None  # one process per accelerator; a few chunks are not worth starting workers
     worker_threads = max(1, torch.get_num_threads() // num_proc) if num_proc and num_proc > 1 else None
-    labeler = TeacherLabeler(
-        teacher, tokenizer, device, autocast_dtype, batch_size, max_length, text_column, seed, worker_threads,
-        label_order,
+    logits_map = LogitsMap(
+        classifier, tokenizer, device, autocast_dtype, batch_size, max_length, text_column, seed, worker_threads,
+        label_order, column,
     )  # fmt: skip
     fingerprint = map_fingerprint(
-        dataset, "teacher_logits", SOURCE_HASH, teacher_fp, tokenizer_fp, max_length, text_column, str(autocast_dtype),
+        dataset, column, SOURCE_HASH, classifier_fp, tokenizer_fp, max_length, text_column, str(autocast_dtype),
         seed, None if label_order is None else list(label_order),
     )  # fmt: skip
-    features = Features({**dataset.features, "teacher_logits": List(Value("float32"), length=num_labels)})
-    return labeler, features, fingerprint, num_proc if worker_threads else None
+    features = Features({**dataset.features, column: List(Value("float32"), length=num_labels)})
+    return logits_map, features, fingerprint, num_proc if worker_threads else None
 
 
-def label_with_teacher(
+def add_classifier_logits(
     dataset: Dataset,
     model,
     tokenizer=None,
@@ -206,24 +239,27 @@ def label_with_teacher(
     desc: str = "Teacher logits",
     num_proc: int | None = None,
     label_order: list[int] | None = None,
+    column: str = LOGITS_COLUMN,
 ) -> Dataset:
-    """Add `teacher_logits` to `dataset` with a cached batched map.
+    """Add any sequence classifier's logits to `dataset` as `column` (default `teacher_logits`), with a cached
+    batched map.
 
-    `model` is a sequence classifier or a path (local directory, Hub id or `pkg://...`; a local directory loads only
-    on a cache miss). Each map batch of `chunk_size` rows is tokenized, sorted by length and run in batches of
-    `batch_size` under `torch.inference_mode`, with autocast per `precision` (`resolve_autocast`). `num_proc` > 1
-    (CPU only) splits the rows over that many worker processes, each with its share of the torch threads: for a small
-    teacher, two 1-thread workers beat one 2-thread process. The cache is keyed by the dataset,
-    the teacher's files or weights, the tokenizer, `max_length`, `text_column`, the autocast dtype and `seed` (which
-    initialises a missing classification head), not by `batch_size`. `label_order` puts the teacher's logit columns
-    in the data's label order (`logits[:, label_order]`; see `distil.labels.label_order`).
+    `model` is a sequence classifier, a path (local directory, Hub id or `pkg://...`; a local directory loads only on
+    a cache miss) or a `Classifier` (a path resolved and fingerprinted once). Each map batch of `chunk_size` rows is
+    tokenized, sorted by length and run in batches of `batch_size` under `torch.inference_mode`, with autocast per
+    `precision` (`resolve_autocast`). `num_proc` > 1 (CPU only) splits the rows over that many worker processes, each
+    with its share of the torch threads: for a small teacher, two 1-thread workers beat one 2-thread process. The
+    cache is keyed by the dataset, what the classifier is (its files, its Hub commit or its weights), the tokenizer,
+    `max_length`, `text_column`, the autocast dtype and `seed` (which initialises a missing classification head), not
+    by `batch_size`. `label_order` puts the logit columns in the data's label order (`logits[:, label_order]`; see
+    `distil.labels.label_order`).
     """
-    labeler, features, fingerprint, num_proc = labelling_map(
+    logits_map, features, fingerprint, num_proc = labelling_map(
         dataset, model, tokenizer, batch_size, max_length, text_column, device, precision, seed, chunk_size, num_proc,
-        label_order,
+        label_order, column,
     )  # fmt: skip
     return dataset.map(
-        labeler,
+        logits_map,
         batched=True,
         batch_size=chunk_size,
         features=features,
@@ -234,16 +270,13 @@ def label_with_teacher(
     )
 
 
-def shard_ranges(num_rows: int, shard_rows: int) -> list[range]:
-    """Contiguous row ranges of at most `shard_rows` rows covering `range(num_rows)` (one empty range for no rows)."""
+def labelling_shards(dataset: Dataset, shard_rows: int) -> list[Dataset]:
+    """`dataset` cut into contiguous shards of at most `shard_rows` rows (`Dataset.shard(contiguous=True)`): the
+    boundaries depend on the row count and `shard_rows` alone, never on the number of processes."""
     if shard_rows < 1:
         raise ValueError(f"shard_rows must be >= 1, got {shard_rows}")
-    return [range(start, min(start + shard_rows, num_rows)) for start in range(0, num_rows, shard_rows)] or [range(0)]
-
-
-def rank_shards(num_shards: int, process_index: int, num_processes: int) -> range:
-    """The contiguous block of shard numbers that process `process_index` of `num_processes` labels."""
-    return range(num_shards * process_index // num_processes, num_shards * (process_index + 1) // num_processes)
+    num_shards = max(1, -(-len(dataset) // shard_rows))
+    return [dataset.shard(num_shards, i, contiguous=True) for i in range(num_shards)]
 
 
 def label_in_shards(
@@ -256,45 +289,50 @@ def label_in_shards(
     desc: str = "Teacher logits",
     **label_kwargs,
 ) -> Dataset:
-    """`label_with_teacher` over contiguous shards of `shard_rows` rows, each a cached map of its own.
+    """`add_classifier_logits` over contiguous shards of at most `shard_rows` rows, each a cached map of its own.
 
     Process `process_index` of `num_processes` labels its own contiguous block of shards; after
     `wait_for_everyone()` every process reads all shards back from the cache (without loading the teacher) and
     concatenates them in row order. A run killed part-way keeps the shards it finished, so the next run labels only
     the rest. Shard boundaries depend on `shard_rows` alone, so the result is the same for any number of processes.
-    A dataset held in memory has no cache to share: every process then labels all of it.
+    A dataset held in memory has no cache to share: every process then labels all of it. `model` is resolved and
+    fingerprinted once here (`Classifier.of`), not once per shard.
     """
     logger = logging.getLogger("distil")
+    if isinstance(model, str):
+        model = Classifier.of(model)
     if not dataset.cache_files:
-        return label_with_teacher(dataset, model, desc=desc, **label_kwargs)
-    shards = [dataset.select(rows) for rows in shard_ranges(len(dataset), shard_rows)]
-    mine = rank_shards(len(shards), process_index, num_processes)
+        return add_classifier_logits(dataset, model, desc=desc, **label_kwargs)
+    shards = labelling_shards(dataset, shard_rows)
+    # the block of shards of this process: NumPy's contiguous split, as `PartialState.split_between_processes`
+    # splits a list (that one needs the live process group; the ranks are plain arguments here)
+    mine = np.array_split(np.arange(len(shards)), num_processes)[process_index].tolist()
     for i in mine:
         cached = is_labelled(shards[i], model, **label_kwargs)
         logger.info("%s: shard %d/%d (%d rows) %s", desc, i + 1, len(shards), len(shards[i]),
                     "from cache" if cached else "labelling")  # fmt: skip
-        label_with_teacher(shards[i], model, desc=f"{desc} {i + 1}/{len(shards)}", **label_kwargs)
+        add_classifier_logits(shards[i], model, desc=f"{desc} {i + 1}/{len(shards)}", **label_kwargs)
     if wait_for_everyone is not None:
         wait_for_everyone()
     labelled = []
     for i, shard in enumerate(shards):
         if i not in mine and not is_labelled(shard, model, **label_kwargs):
             raise RuntimeError(f"{desc}: shard {i + 1}/{len(shards)} was not labelled by its process")
-        labelled.append(label_with_teacher(shard, model, desc=f"{desc} {i + 1}/{len(shards)}", **label_kwargs))
+        labelled.append(add_classifier_logits(shard, model, desc=f"{desc} {i + 1}/{len(shards)}", **label_kwargs))
     return concatenate_datasets(labelled) if len(labelled) > 1 else labelled[0]
 
 
 def is_labelled(dataset: Dataset, model, **label_kwargs) -> bool:
-    """Whether `label_with_teacher(dataset, model, **label_kwargs)` would be a cache hit."""
+    """Whether `add_classifier_logits(dataset, model, **label_kwargs)` would be a cache hit."""
     keys = ("tokenizer", "batch_size", "max_length", "text_column", "device", "precision", "seed", "chunk_size",
-            "label_order")  # fmt: skip
+            "label_order", "column")  # fmt: skip
     _, _, fingerprint, _ = labelling_map(dataset, model, **{k: v for k, v in label_kwargs.items() if k in keys})
     return bool(dataset.cache_files) and os.path.exists(dataset._get_cache_file_path(fingerprint))
 
 
-def free_teachers() -> None:
-    """Drop every teacher this process loaded for labelling (and the GPU memory it held)."""
-    _TEACHERS.clear()
+def free_classifiers() -> None:
+    """Drop every classifier this process loaded for labelling (and the GPU memory it held)."""
+    _CLASSIFIERS.clear()
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 
@@ -310,7 +348,9 @@ def export_tsv(dataset: Dataset, path: str, text_column: str = "sentence", logit
             lines = []
             for sentence, scores in zip(batch[text_column], batch[logits_column]):
                 if "\t" in sentence or "\n" in sentence:
-                    raise ValueError(f"export_tsv: sentence with a tab or newline cannot be written: {sentence!r}")
+                    raise InputError(
+                        f"export_tsv: {path}: a sentence with a tab or newline cannot be written: {sentence!r}"
+                    )
                 lines.append(sentence + "\t" + " ".join(f"{s:.6f}" for s in scores) + "\n")
             f.writelines(lines)
             n += len(lines)
@@ -323,7 +363,7 @@ def read_tsv(path: str) -> tuple[list[str], np.ndarray]:
     with open(path, encoding="utf-8") as f:
         header = f.readline().rstrip("\n")
         if header != "sentence\tscores":
-            raise ValueError(f"{path}:1: expected header 'sentence\\tscores', got {header!r}")
+            raise InputError(f"{path}:1: expected header 'sentence\\tscores', got {header!r}")
         for line in f:
             sentence, _, values = line.rstrip("\n").partition("\t")
             sentences.append(sentence)

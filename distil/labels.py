@@ -3,6 +3,8 @@
 - `has_classification_head`: whether a checkpoint is a trained sequence classifier (its config names a
   `...ForSequenceClassification` architecture, or its weights hold the head's tensors), read from the config and the
   weight files' key lists: no model is built and no random head is initialised.
+- `check_head`: the one check of a model's head against the data, for the teacher stage (a classifier with another
+  number of labels is refused, or its head replaced on request) and the transfer set (a trained head is required).
 - `label_order`: the teacher's logit columns in the data's label order, matched by name; the same names in another
   order are remapped, different names stop with one line listing both sets.
 """
@@ -64,15 +66,41 @@ def has_classification_head(path: str, config) -> bool:
     return bool(head) and head <= keys
 
 
-def check_teacher_head(field: str, name: str, path: str, config) -> None:
-    """Stop with one line when the teacher is not a sequence classifier: a random head would label the transfer set
-    with noise."""
-    if not has_classification_head(path, config):
+def check_head(
+    field: str,
+    name: str,
+    config,
+    label_names: list[str],
+    *,
+    trained_at: str | None = None,
+    replace_mismatched: bool = False,
+    hint: str = "give a teacher fine-tuned on it",
+) -> None:
+    """Stop with one line when a model's head does not fit the data, before any work.
+
+    With `trained_at` (the checkpoint's folder or Hub id) the model must be a trained sequence classifier: a random
+    head would label the transfer set with noise. A classifier whose number of labels is not the data's is refused
+    (`hint` says what to do), or with `replace_mismatched` its head is replaced (logged) and trained from scratch; a
+    base model without a head always passes (a new head is trained).
+    """
+    if trained_at is not None and not has_classification_head(trained_at, config):
         architectures = ", ".join(config.architectures or []) or "no architecture in its config"
         raise ConfigError(
             f"{field}: {name!r} has no trained sequence-classification head ({architectures}); fine-tune it with "
             "the teacher stage first, or give a teacher fine-tuned on the data"
         )
+    is_classifier = trained_at is not None or any(
+        arch.endswith("ForSequenceClassification") for arch in config.architectures or []
+    )
+    if not is_classifier or config.num_labels == len(label_names):
+        return
+    if not replace_mismatched:
+        raise ConfigError(
+            f"{field}: {name!r} is a classifier with num_labels={config.num_labels}, the data has {len(label_names)} "
+            f"labels ({', '.join(label_names)}); {hint}"
+        )
+    logger.warning("Replacing the %d-label head of %s with a new %d-label one", config.num_labels, name,
+                   len(label_names))  # fmt: skip
 
 
 def teacher_label_names(config) -> list[str]:

@@ -14,12 +14,13 @@ NO_LABEL = -1  # synthetic (augmented) rows of a transfer set have no gold label
 
 
 def gold_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy over rows with a gold label (`label >= 0`); zero (still in the graph) when there are none."""
-    labels = labels.view(-1).long()
-    has_label = labels >= 0
-    if not bool(has_label.any()):
-        return logits.sum() * 0.0
-    return F.cross_entropy(logits[has_label].float(), labels[has_label])
+    """Mean cross-entropy over rows with a gold label (`label >= 0`); zero (still in the graph) when there are none.
+
+    `F.cross_entropy` skips the rows without one (`ignore_index`); its own mean over no rows is NaN, hence the sum
+    divided by the count of labelled rows (at least 1), all on the device: no host sync per step."""
+    labels = labels.view(-1).long().clamp(min=NO_LABEL)  # any negative label (-1, or -100) marks "no gold label"
+    total = F.cross_entropy(logits.float(), labels, ignore_index=NO_LABEL, reduction="sum")
+    return total / (labels != NO_LABEL).sum().clamp(min=1)
 
 
 def soft_target_loss(

@@ -251,7 +251,10 @@ class BiLSTMModel(BiLSTMPreTrainedModel):
             return sequence_output, pooled, embedded
         else:
             lengths = lengths.clamp(min=1)
-            packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=False)
+            # Length-grouped batches come longest first: then no sort and no reordering of the rows on the device.
+            # (`lengths` is on the CPU: checking the order costs no device sync.)
+            descending = bool((lengths[:-1] >= lengths[1:]).all())
+            packed = pack_padded_sequence(embedded, lengths, batch_first=True, enforce_sorted=descending)
             packed_out, h_n = self.run_lstm(packed)
             sequence_output = None
             if sequence:

@@ -23,10 +23,11 @@ from distil.configs import DataArguments, load_yaml_config, parse_mapping, yaml_
 from distil.data import LABEL_COLUMN, load_data_from_args
 from distil.distributed import is_main_process, wait_for_everyone
 from distil.hub import HubArguments, resolve_model_path
-from distil.labeling import label_with_teacher
+from distil.labeling import add_classifier_logits
 from distil.labels import label_order
 from distil.metrics import agreement, classification_metrics
-from distil.stage import StageArguments
+from distil.records import read_record
+from distil.stage import StageArguments, trained_max_length
 from distil.student import StudentArguments, train_student
 from distil.teacher import TeacherArguments, train_teacher
 from distil.transfer_set import TransferSetArguments, build_transfer_set
@@ -238,34 +239,57 @@ def run_pipeline(
     report = os.path.join(pipe.output_dir, "all_results.json")
     if is_main_process():
         models = {name: dirs[name] for name in ("student", "baseline") if name in dirs}
-        results = evaluate_models(pipe, validation, {"teacher": teacher, **models})
+        labelled = read_record(dirs["transfer_set"]) or {}
+        results = evaluate_models(
+            pipe,
+            validation,
+            {"teacher": teacher, **models},
+            teacher_precision=labelled.get("labelling_precision", "fp32"),
+            teacher_max_length=transfer_args[2].max_seq_length,
+        )
         write_report(pipe.output_dir, results)
     wait_for_everyone()
     with open(report, encoding="utf-8") as f:
         return json.load(f)
 
 
-def evaluate_models(pipe: PipelineArguments, validation, models: dict[str, str]) -> dict[str, dict[str, float]]:
+def evaluate_models(
+    pipe: PipelineArguments,
+    validation,
+    models: dict[str, str],
+    teacher_precision: str = "fp32",
+    teacher_max_length: int = 128,
+) -> dict[str, dict[str, float]]:
     """Accuracy, F1 (binary for two labels, macro for more) of each model on `validation`, and its agreement with
-    the first model (the teacher). Each model's logits are put in the data's label order, matched by name."""
+    the first model (the teacher). Each model's logits are put in the data's label order, matched by name.
+
+    The teacher runs as it labelled the transfer set: at `teacher_max_length` and in `teacher_precision` (recorded
+    in the transfer set's `stage.json`), so the report scores the model that made the labels. Each student reads the
+    texts at the token length it trained at (`distil.stage.trained_max_length`), in fp32. Both are recorded per model
+    (`max_length`, `precision`)."""
     names = list(validation.features[LABEL_COLUMN].names)
     references = np.asarray(validation[LABEL_COLUMN])
     results, reference_predictions = {}, None
     for name, path in models.items():
-        config = AutoConfig.from_pretrained(resolve_model_path(path))
+        resolved = resolve_model_path(path)
+        config = AutoConfig.from_pretrained(resolved)
         order = label_order(name, str(path), config, names)
+        if reference_predictions is None:
+            max_length, precision = teacher_max_length, teacher_precision
+        else:
+            max_length, precision = trained_max_length(resolved) or teacher_max_length, "fp32"
         logits = np.asarray(
-            label_with_teacher(
-                validation, path, batch_size=pipe.eval_batch_size, precision="fp32", desc=f"Evaluating {name}"
-            )["teacher_logits"]
-        )
+            add_classifier_logits(
+                validation, path, batch_size=pipe.eval_batch_size, max_length=max_length, precision=precision,
+                desc=f"Evaluating {name}", column="logits",
+            )["logits"]
+        )  # fmt: skip
         predictions = (logits if order is None else logits[:, order]).argmax(-1)
         metrics = classification_metrics(len(names)).compute(predictions=predictions, references=references)
         if reference_predictions is None:
             reference_predictions = predictions
         metrics["agreement_with_teacher"] = agreement(predictions, reference_predictions)
-        metrics["model"] = str(path)
-        metrics["eval_samples"] = len(validation)
+        metrics.update(model=str(path), eval_samples=len(validation), max_length=max_length, precision=precision)
         results[name] = metrics
     return results
 

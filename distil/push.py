@@ -29,7 +29,6 @@ pushes existing outputs (this is what a failed push tells you to run).
 from __future__ import annotations
 
 import contextlib
-import importlib
 import logging
 import os
 import shlex
@@ -41,7 +40,7 @@ from distil.cards import load_benchmark, model_card, transfer_set_card
 from distil.configs import parse_args, run_recipe
 from distil.distributed import is_main_process, wait_for_everyone
 from distil.errors import ConfigError, InputError
-from distil.hub import HubArguments
+from distil.hub import HubArguments, transport_errors
 
 logger = logging.getLogger("distil")
 
@@ -81,15 +80,6 @@ def describe(error: BaseException) -> str:
         return f"cannot reach {endpoint()} ({name}; check the network, and HF_ENDPOINT if set)"
     text = " ".join(str(error).split())
     return f"{name}: {text[:300]}" if text else name
-
-
-def transport_errors() -> tuple[type[BaseException], ...]:
-    """The HTTP client's own error class: `httpx2.HTTPError` under huggingface_hub 2.x, `httpx.HTTPError` under 1.x
-    (HTTP status errors are `HfHubHTTPError`, an `OSError`; connection errors are only the client's)."""
-    for client in ("httpx2", "httpx"):
-        with contextlib.suppress(ImportError):
-            return (importlib.import_module(client).HTTPError,)
-    return ()
 
 
 @contextlib.contextmanager

@@ -10,7 +10,7 @@ Fingerprints, one function per kind of thing, each a SHA-256 cut to 16 hex digit
 - `source_fingerprint`: a module's source file (part of its cached maps' keys, so editing it invalidates them);
 - `directory_fingerprint`: the names and bytes of the files directly in a folder (memoized on size and mtime);
 - `model_fingerprint`: a model named by Hub id, folder or `pkg://` (a finished stage's signature, a folder's files,
-  or the Hub id);
+  or the Hub id at the commit its main branch is at);
 - `module_fingerprint`: an in-memory model (its class, config and weights);
 - `dataset_dir_fingerprint`: a saved `DatasetDict` (a finished stage's signature, or its split metadata);
 - `array_fingerprint`: arrays or tensors; `json_fingerprint`: a JSON value (a signature, a vocabulary);
@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from distil.hub import resolve_model_path
+from distil.hub import hub_revision, resolve_model_path
 from distil.utils import write_json
 
 STAGE_FILE = "stage.json"
@@ -46,6 +46,8 @@ IGNORED_SETTINGS = {
     "data_dir", "model_name_or_path", "teacher_model", "transfer_set", "word_vectors", "tokenizer_name_or_path",
 }  # fmt: skip
 IGNORED_PREFIXES = ("logging_", "hub_", "save_", "dataloader_", "eval_", "ddp_", "include_", "torch_compile")
+# The length of a training run: a longer run of otherwise the same settings continues from a shorter one's checkpoints.
+LENGTH_SETTINGS = ("max_steps", "num_train_epochs")
 
 
 # ---------------------------------------------------------------- fingerprints
@@ -116,7 +118,8 @@ def stage_fingerprint(path: str) -> str | None:
 
 
 def model_fingerprint(name_or_path: str | None) -> str | None:
-    """What a model input is: a finished stage's signature, the hash of a local folder's files, or a Hub id."""
+    """What a model input is: a finished stage's signature, the hash of a local folder's files, or a Hub id with the
+    commit it resolves to (`hub:<id>@<sha>`: a new commit upstream is a new input)."""
     if not name_or_path:
         return None
     try:
@@ -125,7 +128,7 @@ def model_fingerprint(name_or_path: str | None) -> str | None:
         return f"missing:{name_or_path}"
     if os.path.isdir(path):
         return stage_fingerprint(path) or directory_fingerprint(path)
-    return f"hub:{name_or_path}"
+    return f"hub:{name_or_path}@{hub_revision(name_or_path)}"
 
 
 def module_fingerprint(model) -> str:
@@ -203,6 +206,10 @@ def settings_of(*arg_objects) -> dict[str, Any]:
     return settings
 
 
+def without_length(settings: dict[str, Any]) -> dict[str, Any]:
+    return {name: value for name, value in settings.items() if name not in LENGTH_SETTINGS}
+
+
 @dataclass
 class Signature:
     """What a stage was built from: its settings, its inputs' fingerprints and the package version."""
@@ -231,6 +238,21 @@ class Signature:
         if record.get("version") != self.version:
             out.append(f"distil version: {record.get('version')!r} -> {self.version!r}")
         return out or ["signature changed"]
+
+    def continues(self, record: dict) -> bool:
+        """Whether a run of this signature may continue from the checkpoints of the run `record` describes: the same
+        stage, inputs, version and settings but for the length (`LENGTH_SETTINGS`), in the same unit and no shorter
+        (the Trainer resumes a checkpoint under a larger `max_steps` or `num_train_epochs`)."""
+        if self.digest == record.get("signature"):
+            return True
+        old = record.get("settings", {})
+        same = [record.get(key) == getattr(self, key) for key in ("stage", "inputs", "version")]
+        if not all(same) or without_length(old) != without_length(self.settings):
+            return False
+        old_steps, new_steps = old.get("max_steps", -1), self.settings.get("max_steps", -1)
+        if old_steps > 0 or new_steps > 0:
+            return 0 < old_steps <= new_steps
+        return old.get("num_train_epochs", 0) <= self.settings.get("num_train_epochs", 0)
 
     def record(self, status: str, **extra) -> dict:
         return {

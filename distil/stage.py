@@ -6,9 +6,11 @@ trainer stage writes it with `status: running` before training, so checkpoints i
 that signature, and rewrites it with `status: done` after every other artefact is in place. The transfer set is built in a temporary
 folder and swapped in whole, with `stage.json` written last inside it.
 
-A re-run reads the record: the same signature and `done` skips the stage; a different signature rebuilds it (the
-default, `on_stale: rebuild`) or stops with one line naming what changed (`on_stale: error`);
-`overwrite_output_dir` starts the stage fresh on purpose.
+A re-run reads the record: the same signature and `done` skips the stage; the same settings with a larger
+`max_steps` or `num_train_epochs` continue from the last checkpoint (`Signature.continues`); any other difference
+rebuilds it (the default, `on_stale: rebuild`) or stops with one line naming what changed (`on_stale: error`);
+`overwrite_output_dir` starts the stage fresh on purpose. A checkpoint the user names (`resume_from_checkpoint`) is
+never deleted.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-from transformers.trainer_utils import IntervalStrategy, SaveStrategy
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy, sort_checkpoints
 
 from distil.distributed import is_main_process, wait_for_everyone
 from distil.errors import ConfigError
@@ -32,7 +34,9 @@ from distil.utils import save_run_args, write_json
 
 logger = logging.getLogger("distil")
 
-CHECKPOINT_PREFIX = "checkpoint-"
+TRAINER_STATE = (
+    "trainer_state.json"  # the Trainer writes it last into a checkpoint: a checkpoint without it is partial
+)
 
 
 @dataclass
@@ -84,6 +88,10 @@ class StageOutput:
                 return True
             return False  # an interrupted run of the same signature: resume it
         changes = "; ".join(self.signature.changes(record))
+        checkpoint = self.last_checkpoint()
+        if checkpoint is not None:  # a longer run of the same settings
+            logger.info("%s: continuing from %s (%s)", self.name, checkpoint, changes)
+            return False
         if self.args.on_stale == "error":
             raise ConfigError(
                 f"{self.output_dir}: the {self.name} there was built from other settings or inputs ({changes}); "
@@ -92,47 +100,71 @@ class StageOutput:
         logger.warning("%s: %s is stale (%s), rebuilding", self.name, self.output_dir, changes)
         return False
 
-    def start(self) -> None:
-        """Record the signature as running (checkpoints written from now on belong to it); drop checkpoints of an
-        earlier signature. Main process only writes; everyone waits."""
+    def start(self, keep: str | None = None) -> None:
+        """Record the signature as running (checkpoints written from now on belong to it); drop the checkpoints of an
+        earlier run that this one does not continue, never `keep` (the checkpoint it resumes from). Main process only
+        writes; everyone waits."""
         if is_main_process():
             record = read_record(self.output_dir)
-            if record is not None and record.get("signature") != self.signature.digest:
-                for name in checkpoint_names(self.output_dir):
-                    shutil.rmtree(os.path.join(self.output_dir, name), ignore_errors=True)
+            if record is not None and not self.signature.continues(record):
+                kept = os.path.realpath(keep) if keep else None
+                for path in checkpoints(self.output_dir):
+                    if os.path.realpath(path) != kept:
+                        shutil.rmtree(path, ignore_errors=True)
             os.makedirs(self.output_dir, exist_ok=True)
             write_record(self.output_dir, self.signature, RUNNING)
         wait_for_everyone()
 
     def last_checkpoint(self) -> str | None:
-        """The latest complete Trainer checkpoint of this signature (one with `trainer_state.json`), if any."""
+        """The latest complete Trainer checkpoint of a run this one continues (this signature, or the same settings
+        with a shorter length), if any."""
         record = read_record(self.output_dir)
-        if not record or record.get("signature") != self.signature.digest:
+        if not record or not self.signature.continues(record):
             return None
-        complete = [
-            name
-            for name in checkpoint_names(self.output_dir)
-            if os.path.isfile(os.path.join(self.output_dir, name, "trainer_state.json"))
-        ]
-        if not complete:
-            return None
-        return os.path.join(self.output_dir, max(complete, key=lambda n: int(n[len(CHECKPOINT_PREFIX) :])))
+        # `transformers.trainer_utils.get_last_checkpoint` would take a checkpoint whose save was cut short
+        complete = [path for path in checkpoints(self.output_dir) if os.path.isfile(os.path.join(path, TRAINER_STATE))]
+        return complete[-1] if complete else None
+
+    def resume_checkpoint(self, named: str | None) -> str | None:
+        """The checkpoint to train from: the one the user named (`resume_from_checkpoint`; it must be a complete
+        Trainer checkpoint), else `last_checkpoint()`."""
+        if not named:
+            return self.last_checkpoint()
+        if not os.path.isfile(os.path.join(named, TRAINER_STATE)):
+            why = (
+                "no such directory"
+                if not os.path.exists(named)
+                else f"not a complete Trainer checkpoint (no {TRAINER_STATE})"
+            )
+            raise ConfigError(f"resume_from_checkpoint: {named}: {why}")
+        return named
 
     def mark_done(self, folder: str | None = None, **extra) -> None:
         """Write `stage.json` with `status: done` (into `folder`, default the output folder): the last write."""
         write_record(folder or self.output_dir, self.signature, DONE, **extra)
 
 
-def checkpoint_names(output_dir: str) -> list[str]:
-    if not os.path.isdir(output_dir):
-        return []
-    return [
-        name
-        for name in os.listdir(output_dir)
-        if name.startswith(CHECKPOINT_PREFIX)
-        and name[len(CHECKPOINT_PREFIX) :].isdigit()
-        and os.path.isdir(os.path.join(output_dir, name))
-    ]
+def checkpoints(output_dir: str) -> list[str]:
+    """The Trainer checkpoints in `output_dir`, oldest step first."""
+    return sort_checkpoints(output_dir) if os.path.isdir(output_dir) else []
+
+
+def trained_max_length(model_dir: str) -> int | None:
+    """The token length a trainer stage's model trained at: `max_seq_length` of its `run_args.json`, else its
+    tokenizer's `model_max_length` when that is a real limit; None where the folder says neither."""
+    try:
+        with open(os.path.join(model_dir, "run_args.json"), encoding="utf-8") as f:
+            length = json.load(f).get("DataArguments", {}).get("max_seq_length")
+        if length:
+            return int(length)
+    except (OSError, ValueError):
+        pass
+    try:
+        with open(os.path.join(model_dir, "tokenizer_config.json"), encoding="utf-8") as f:
+            length = json.load(f).get("model_max_length")
+    except (OSError, ValueError):
+        return None
+    return int(length) if isinstance(length, int) and 0 < length < 1_000_000 else None
 
 
 def clear_stage_dir(output_dir: str) -> None:

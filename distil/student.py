@@ -13,13 +13,14 @@ import os
 from dataclasses import dataclass, field
 
 from datasets import DatasetDict
-from transformers import AutoTokenizer, TrainingArguments, set_seed
+from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments, set_seed
 
 from distil.configs import DataArguments, apply_lr_schedule
-from distil.data import TEXT_COLUMN, data_fingerprint, label_names_of, load_data_from_args
+from distil.data import LABEL_COLUMN, TEXT_COLUMN, data_fingerprint, label_names_of, load_data_from_args
 from distil.embeddings import AUTO_EMBEDDING_INIT, initial_embeddings, set_input_embeddings
 from distil.encoding import WordCacheEncoder, WordTable, arrow_column, distinct_words, encode_dataset
 from distil.errors import ConfigError
+from distil.metrics import add_perplexity
 from distil.modeling_bilstm import BiLSTMConfig, BiLSTMForSequenceClassification
 from distil.records import (
     Signature,
@@ -28,6 +29,7 @@ from distil.records import (
     file_fingerprint,
     json_fingerprint,
     model_fingerprint,
+    read_record,
     settings_of,
 )
 from distil.stage import (
@@ -37,12 +39,13 @@ from distil.stage import (
     log_precision,
     read_metrics,
     schedule_training,
+    trained_max_length,
     trainer_arguments,
 )
 from distil.tokenization import MASK_TOKEN, student_tokenizer
 from distil.trainer import DistillationTrainer
 from distil.transfer_data import load_transfer_set
-from distil.utils import setup_training_logging
+from distil.utils import setup_training_logging, write_json
 
 logger = logging.getLogger("distil")
 
@@ -137,8 +140,12 @@ class StudentArguments:
     max_vocab_size: int | None = field(
         default=None, metadata={"help": "`tokenizer=word`: keep at most this many tokens, specials included."}
     )
-    mask_token: str = field(
-        default=MASK_TOKEN, metadata={"help": "The masking augmentation's mask token, kept as one token."}
+    mask_token: str | None = field(
+        default=None,
+        metadata={
+            "help": "`tokenizer=word`: the masking augmentation's mask token, kept as one token. Unset: the one the "
+            f"transfer set's samples hold (its teacher's, from its stage.json), else `{MASK_TOKEN}`."
+        },
     )
     loss: str | None = field(
         default=None,
@@ -223,6 +230,21 @@ def load_splits(student_args: StudentArguments, data_args: DataArguments) -> Dat
     )
 
 
+def resolve_mask_token(student_args: StudentArguments) -> str:
+    """The mask token the samples of the transfer set hold (the teacher's, recorded in its `stage.json`), which a
+    word-level tokenizer keeps as one token; `mask_token` when given (it must be that one), else `[MASK]`."""
+    record = read_record(student_args.transfer_set) if student_args.transfer_set else None
+    recorded = (record or {}).get("mask_token")
+    if student_args.mask_token is None:
+        return recorded or MASK_TOKEN
+    if recorded and student_args.mask_token != recorded:
+        raise ConfigError(
+            f"mask_token: {student_args.mask_token!r} is not the mask token of the transfer set's samples "
+            f"({recorded!r}, its teacher's); leave mask_token unset"
+        )
+    return student_args.mask_token
+
+
 def student_signature(
     student_args: StudentArguments, data_args: DataArguments, training_args: TrainingArguments
 ) -> Signature:
@@ -250,17 +272,22 @@ def train_student(
 ) -> dict[str, float]:
     """Train the student (or the baseline), evaluate, save to `training_args.output_dir`; returns the metrics.
 
-    A finished student of the same signature is not retrained (its metrics are returned); an interrupted one resumes
-    from its last checkpoint of the same signature.
+    A finished student of the same signature is not retrained (its metrics are returned); an interrupted one, or one
+    asked to train longer (`max_steps`, `num_train_epochs`), resumes from its last checkpoint. `--do_eval` alone
+    evaluates the student saved in `output_dir` and writes no weights (`evaluate_student`).
     """
     apply_lr_schedule(training_args, student_args.lr_schedule, student_args.epochs_per_cycle)
     loss_type = student_args.loss or ("mse" if student_args.transfer_set else "ce")
     if student_args.transfer_set is None and loss_type != "ce":
         raise ConfigError(f"loss: {loss_type} needs a transfer_set with teacher_logits; without one only ce works")
+    student_args.mask_token = resolve_mask_token(student_args)
 
     set_seed(training_args.seed)
     setup_training_logging(training_args)
     logger.info("Student arguments %s", student_args)
+    # `eval_strategy` other than "no" turns `do_eval` on, so only `--do_eval` alone (no eval_strategy) means eval-only.
+    if training_args.do_eval and not training_args.do_train and training_args.eval_strategy == "no":
+        return evaluate_student(student_args, data_args, training_args, stage_args, loss_type)
     log_precision("student", training_args, lstm=f"{student_args.lstm_dtype} LSTM")
 
     output = StageOutput(
@@ -269,11 +296,8 @@ def train_student(
     if output.check():
         return read_metrics(training_args.output_dir)
 
-    # `eval_strategy` other than "no" turns `do_eval` on, so only `--do_eval` alone (no eval_strategy) means eval-only.
-    train = training_args.do_train or not training_args.do_eval or training_args.eval_strategy != "no"
-
-    # Resume from the last checkpoint of this signature (or the one asked for), with the tokenizer saved there.
-    checkpoint = training_args.resume_from_checkpoint or (output.last_checkpoint() if train else None)
+    # Resume from the last checkpoint of this run (or the one asked for), with the tokenizer saved there.
+    checkpoint = output.resume_checkpoint(training_args.resume_from_checkpoint)
     if checkpoint is not None:
         logger.info("Resuming from %s", checkpoint)
 
@@ -298,24 +322,10 @@ def train_student(
             max_vocab_size=student_args.max_vocab_size,
             model_max_length=data_args.max_seq_length,
         )
+    tokenizer.model_max_length = data_args.max_seq_length  # saved with it: the length the student trains at
     logger.info("Tokenizer: %s, %d tokens", student_args.tokenizer, len(tokenizer))
 
-    # Token ids and lengths as Arrow columns: each distinct word tokenized once, rows gathered in NumPy
-    table = None
-    if WordCacheEncoder.supports(tokenizer):
-        words = distinct_words(*(arrow_column(ds, TEXT_COLUMN) for ds in splits.values()))
-        table = WordTable(tokenizer, data_args.max_seq_length, words)
-    with training_args.main_process_first(desc="tokenizing"):
-        for name in list(splits):
-            splits[name] = encode_dataset(
-                splits[name],
-                tokenizer,
-                data_args.max_seq_length,
-                length_column=training_args.length_column_name,
-                table=table,
-                num_proc=student_args.num_proc if len(splits[name]) >= 100_000 else None,
-                desc=f"Tokenizing ({name})",
-            )
+    encode_splits(splits, tokenizer, data_args.max_seq_length, training_args, student_args.num_proc)
 
     # Model
     matrix, init_method = initial_embeddings(
@@ -365,11 +375,10 @@ def train_student(
 
     # Train: for `train_rows` rows, keeping the best of `evaluations` checkpoints
     args = trainer_arguments(training_args)
-    if train:
-        schedule = schedule_training(args, len(splits["train"]), student_args.train_rows, student_args.evaluations)
-        if schedule:
-            logger.info("Training: %s", schedule)
-    output.start()
+    schedule = schedule_training(args, len(splits["train"]), student_args.train_rows, student_args.evaluations)
+    if schedule:
+        logger.info("Training: %s", schedule)
+    output.start(keep=checkpoint)
     trainer = DistillationTrainer(
         model=model,
         args=args,
@@ -380,11 +389,80 @@ def train_student(
         temperature=student_args.temperature,
         loss_type=loss_type,
     )
-    metrics: dict[str, float] = {}
-    if train:
-        train_result = trainer.train(resume_from_checkpoint=checkpoint)
-        metrics.update(train_result.metrics)
-        metrics["train_samples"] = len(splits["train"])
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    metrics = {**train_result.metrics, "train_samples": len(splits["train"])}
 
     # Evaluate, save (the model's code travels with it: loads with trust_remote_code where distil is not installed)
     return finish_training(trainer, splits["validation"], metrics, output, student_args, data_args, training_args)
+
+
+def encode_splits(splits, tokenizer, max_length: int, training_args, num_proc: int | None = None) -> None:
+    """Add token ids and lengths to every split, in place, as Arrow columns: each distinct word tokenized once (a
+    `WordTable` where the tokenizer allows it), rows gathered in NumPy."""
+    table = None
+    if WordCacheEncoder.supports(tokenizer):
+        words = distinct_words(*(arrow_column(ds, TEXT_COLUMN) for ds in splits.values()))
+        table = WordTable(tokenizer, max_length, words)
+    with training_args.main_process_first(desc="tokenizing"):
+        for name in list(splits):
+            splits[name] = encode_dataset(
+                splits[name],
+                tokenizer,
+                max_length,
+                length_column=training_args.length_column_name,
+                table=table,
+                num_proc=num_proc if len(splits[name]) >= 100_000 else None,
+                desc=f"Tokenizing ({name})",
+            )
+
+
+def evaluate_student(
+    student_args: StudentArguments,
+    data_args: DataArguments,
+    training_args: TrainingArguments,
+    stage_args: StageArguments | None,
+    loss_type: str,
+) -> dict[str, float]:
+    """`--do_eval` alone: evaluate the student saved in `output_dir` on the validation split, at the length it
+    trained at (`distil.stage.trained_max_length`); writes `eval_results.json` there and nothing else (no weights, no
+    record, no checkpoint is touched)."""
+    model_dir = training_args.output_dir
+    if stage_args is not None and stage_args.overwrite_output_dir:
+        raise ConfigError(
+            "overwrite_output_dir: --do_eval alone evaluates the student in output_dir; it deletes nothing"
+        )
+    if not os.path.isfile(os.path.join(model_dir, "config.json")):
+        raise ConfigError(
+            f"output_dir: {model_dir}: no saved student to evaluate (--do_eval alone evaluates one; add --do_train "
+            "to train it)"
+        )
+    splits = load_splits(student_args, data_args)
+    splits = DatasetDict(validation=splits["validation"])
+    label_names = list(splits["validation"].features[LABEL_COLUMN].names)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+    saved_names = [str(model.config.id2label[i]) for i in range(model.config.num_labels)]
+    if saved_names != label_names:
+        raise ConfigError(
+            f"output_dir: the student in {model_dir} has the labels {', '.join(saved_names)}, the data "
+            f"{', '.join(label_names)}"
+        )
+    max_length = trained_max_length(model_dir) or data_args.max_seq_length
+    logger.info("Evaluating the student in %s at its length %d (eval only: nothing is trained or saved)",
+                model_dir, max_length)  # fmt: skip
+    encode_splits(splits, tokenizer, max_length, training_args)
+    trainer = DistillationTrainer(
+        model=model,
+        args=trainer_arguments(training_args),
+        eval_dataset=splits["validation"],
+        processing_class=tokenizer,
+        alpha=student_args.alpha,
+        temperature=student_args.temperature,
+        loss_type=loss_type,
+    )
+    metrics = add_perplexity(trainer.evaluate())
+    metrics["eval_samples"] = len(splits["validation"])
+    trainer.log_metrics("eval", metrics)
+    if trainer.is_world_process_zero():
+        write_json(os.path.join(model_dir, "eval_results.json"), metrics, indent=4)
+    return metrics

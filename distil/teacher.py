@@ -23,6 +23,7 @@ from distil.configs import DataArguments, apply_lr_schedule
 from distil.data import data_fingerprint, label_names_of, load_data_from_args, tokenize_splits
 from distil.errors import ConfigError
 from distil.hub import load_errors, resolve_model_path
+from distil.labels import check_head
 from distil.metrics import compute_classification_metrics
 from distil.records import Signature, model_fingerprint, settings_of
 from distil.stage import (
@@ -94,22 +95,6 @@ class TeacherArguments:
                 raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
 
 
-def check_head(config, name: str, label_names: list[str], ignore_mismatched_sizes: bool = False) -> None:
-    """Refuse a sequence classifier whose head has another number of labels than the data, unless
-    `ignore_mismatched_sizes` (then the head is replaced and fine-tuned from scratch)."""
-    has_head = any(arch.endswith("ForSequenceClassification") for arch in config.architectures or [])
-    if not has_head or config.num_labels == len(label_names):
-        return
-    if not ignore_mismatched_sizes:
-        raise ConfigError(
-            f"model_name_or_path: {name!r} is a classifier with num_labels={config.num_labels}, the data has "
-            f"{len(label_names)} labels ({', '.join(label_names)}); set ignore_mismatched_sizes to replace its head"
-        )
-    logger.warning(
-        "Replacing the %d-label head of %s with a new %d-label one", config.num_labels, name, len(label_names)
-    )
-
-
 def teacher_signature(
     teacher_args: TeacherArguments, data_args: DataArguments, training_args: TrainingArguments
 ) -> Signature:
@@ -129,8 +114,8 @@ def train_teacher(
 ) -> dict[str, float]:
     """Fine-tune, evaluate on the validation split, save to `training_args.output_dir`; returns the metrics.
 
-    A finished teacher of the same signature is not retrained (its metrics are returned); an interrupted one resumes
-    from its last checkpoint of the same signature.
+    A finished teacher of the same signature is not retrained (its metrics are returned); an interrupted one, or one
+    asked to train longer (`max_steps`, `num_train_epochs`), resumes from its last checkpoint.
     """
     apply_lr_schedule(training_args, teacher_args.lr_schedule, teacher_args.epochs_per_cycle)
     set_seed(training_args.seed)
@@ -155,7 +140,11 @@ def train_teacher(
     with load_errors("model_name_or_path", model_name):
         model_path = resolve_model_path(model_name)
         config = AutoConfig.from_pretrained(model_path, cache_dir=teacher_args.cache_dir)
-        check_head(config, model_name, label_names, teacher_args.ignore_mismatched_sizes)
+        check_head(
+            "model_name_or_path", model_name, config, label_names,
+            replace_mismatched=teacher_args.ignore_mismatched_sizes,
+            hint="set ignore_mismatched_sizes to replace its head",
+        )  # fmt: skip
         tokenizer = AutoTokenizer.from_pretrained(model_path, cache_dir=teacher_args.cache_dir)
         model = AutoModelForSequenceClassification.from_pretrained(
             model_path,
@@ -169,7 +158,7 @@ def train_teacher(
         splits = tokenize_splits(raw, tokenizer, data_args.max_seq_length)
 
     # Train (from the last checkpoint of this signature, if an earlier run was interrupted)
-    checkpoint = training_args.resume_from_checkpoint or output.last_checkpoint()
+    checkpoint = output.resume_checkpoint(training_args.resume_from_checkpoint)
     if checkpoint:
         logger.info("Resuming from %s", checkpoint)
     args = trainer_arguments(training_args)
@@ -178,7 +167,7 @@ def train_teacher(
     )
     if schedule:
         logger.info("Training: %s", schedule)
-    output.start()
+    output.start(keep=checkpoint)
     trainer = LengthGroupedTrainer(
         model=model,
         args=args,

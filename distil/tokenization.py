@@ -149,7 +149,11 @@ def prune_tokenizer(
     backend = getattr(tokenizer, "backend_tokenizer", None)
     spec = json.loads(backend.to_str()) if backend is not None else {}
     if spec.get("model", {}).get("type") != "WordPiece":
-        raise ValueError("prune_vocab: needs a fast WordPiece tokenizer (the teacher's); a word-level one is pruned")
+        kind = spec.get("model", {}).get("type") or type(tokenizer).__name__
+        raise ConfigError(
+            f"prune_vocab: the teacher's tokenizer is {kind}, and only a fast WordPiece vocabulary is pruned; unset "
+            "prune_vocab (or use tokenizer=word, a vocabulary of the data's words)"
+        )
     vocab = spec["model"]["vocab"]
     keep = sentence_token_ids(tokenizer, sentences)
     keep.update(tokenizer.all_special_ids)

@@ -3,7 +3,7 @@
 The transfer set's `teacher_logits` column reaches `compute_loss` through the normal column pruning (it is added to
 the kept "signature" columns); the kept columns are then held as NumPy (`distil.batching.ColumnRows`), and
 `DistillationDataCollator` pads a batch's token ids with one gather, hands the model CPU `lengths` and the teacher's
-logits. With `train_sampling_strategy: group_by_length` the order comes from
+logits; `_prepare_inputs` copies to the device only what a step uses, without blocking. With `train_sampling_strategy: group_by_length` the order comes from
 `distil.sampler` (lengths read from the Arrow column at once, each epoch's order built in NumPy).
 Evaluation reports loss, perplexity (`exp(loss)`), accuracy and F1 (macro-F1 beyond two labels) on gold labels and,
 when the evaluation set has `teacher_logits`, the agreement of the student's argmax with the teacher's.
@@ -12,7 +12,6 @@ when the evaluation set has `teacher_logits`, the agreement of the student's arg
 from __future__ import annotations
 
 import inspect
-import itertools
 import logging
 from typing import Any
 
@@ -21,6 +20,7 @@ import torch
 from transformers import Trainer
 
 from distil.batching import ColumnRows, RowBatch, pad_rows
+from distil.encoding import flat_token_ids
 from distil.losses import distillation_loss, gold_cross_entropy
 from distil.metrics import add_perplexity, agreement, classification_metrics
 from distil.sampler import LengthGroupedSampler, column_lengths
@@ -75,9 +75,8 @@ class DistillationDataCollator:
 
     def pad_input_ids(self, rows: list[list[int]]) -> dict[str, torch.Tensor]:
         """`input_ids`, `attention_mask` and `lengths` of token-id rows, right-padded, with NumPy."""
-        lengths = np.fromiter(map(len, rows), dtype=np.int64, count=len(rows))
-        flat = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=int(lengths.sum()))
-        return self.padded(RowBatch(flat, np.cumsum(lengths) - lengths, lengths, {}))
+        ids = flat_token_ids(rows)
+        return self.padded(RowBatch(ids.ids, ids.starts, ids.lengths, {}))
 
     def padded(self, batch: RowBatch) -> dict[str, torch.Tensor]:
         """`input_ids`, `attention_mask` and `lengths` of a `RowBatch`, right-padded (`distil.batching.pad_rows`)."""
@@ -150,7 +149,6 @@ class LengthGroupedTrainer(Trainer):
             batch_size = self.args.train_batch_size * self.args.gradient_accumulation_steps
             sampler = self._length_sampler(dataset, batch_size)
             if sampler is not None:
-                self._train_length_sampler = sampler
                 return sampler
         return super()._get_train_sampler(train_dataset)
 
@@ -160,13 +158,6 @@ class LengthGroupedTrainer(Trainer):
             if sampler is not None:
                 return sampler
         return super()._get_eval_sampler(eval_dataset)
-
-    def _run_epoch(self, *args, **kwargs):
-        # Under several processes accelerate's batch-sampler shard does not pass `set_epoch` on to the sampler.
-        sampler = getattr(self, "_train_length_sampler", None)
-        if sampler is not None and "epoch" in kwargs:
-            sampler.set_epoch(kwargs["epoch"])
-        return super()._run_epoch(*args, **kwargs)
 
 
 class DistillationTrainer(LengthGroupedTrainer):
@@ -232,10 +223,21 @@ class DistillationTrainer(LengthGroupedTrainer):
         return dataloader
 
     def _prepare_inputs(self, inputs):
-        lengths = inputs.get("lengths") if isinstance(inputs, dict) else None
-        prepared = super()._prepare_inputs(inputs)
-        if lengths is not None:
-            prepared["lengths"] = lengths.cpu()  # already on the CPU (the collator's): no copy
+        """The batch on the device, only what a step uses: `lengths` stays on the CPU (the LSTM packs by it there);
+        a model that takes `lengths` gets no `attention_mask` (the BiLSTM rebuilds any mask it needs from them); the
+        other tensors are copied without blocking, which overlaps the host's work where the loader pinned them
+        (`dataloader_pin_memory`, on by default)."""
+        if not isinstance(inputs, dict) or "lengths" not in inputs or self.is_deepspeed_enabled:
+            return super()._prepare_inputs(inputs)
+        inputs = dict(inputs)
+        lengths = inputs.pop("lengths")
+        takes_lengths = self._model_takes_lengths(self.model)
+        if takes_lengths:
+            inputs.pop("attention_mask", None)
+        device = self.args.device
+        prepared = {k: v.to(device, non_blocking=True) if torch.is_tensor(v) else v for k, v in inputs.items()}
+        if takes_lengths:
+            prepared["lengths"] = lengths
         return prepared
 
     def _model_takes_lengths(self, model) -> bool:

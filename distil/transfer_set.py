@@ -32,10 +32,10 @@ from distil.configs import DataArguments
 from distil.data import data_fingerprint, label_names_of, load_data_from_args
 from distil.distributed import process_state
 from distil.errors import ConfigError
-from distil.hardware import resolve_autocast
-from distil.hub import load_errors, resolve_model_path
-from distil.labeling import export_tsv, free_teachers, label_in_shards
-from distil.labels import check_teacher_head, label_order
+from distil.hardware import precision_name, resolve_autocast
+from distil.hub import load_errors
+from distil.labeling import Classifier, export_tsv, free_classifiers, label_in_shards
+from distil.labels import check_head, label_order
 from distil.records import Signature, model_fingerprint, settings_of
 from distil.stage import StageArguments, StageOutput
 from distil.trainer import TEACHER_LOGITS
@@ -174,7 +174,7 @@ def build_transfer_set(
     label_names = label_names_of(raw)
     logger.info("Data: %s, %d labels (%s)", {split: len(ds) for split, ds in raw.items()}, len(label_names),
                 ", ".join(label_names))  # fmt: skip
-    teacher_path, mask_token, order = check_teacher(args.teacher_model, label_names, need_mask=not args.no_augment)
+    teacher, mask_token, order = check_teacher(args.teacher_model, label_names, need_mask=not args.no_augment)
     if not args.no_augment:
         check_spacy_model(args.spacy_model)
     output = StageOutput(args.output_dir, transfer_set_signature(args, rules, data_args), stage_args)
@@ -221,9 +221,9 @@ def build_transfer_set(
 
     # Teacher logits: every process labels its own shards, then reads all of them back
     start = time.perf_counter()
-    autocast = resolve_autocast(state.device, args.precision)
+    precision = precision_name(resolve_autocast(state.device, args.precision))
     logger.info("Labelling with %s on %s, precision %s, %d process(es)", args.teacher_model, state.device,
-                "fp32" if autocast is None else f"{autocast} autocast", state.num_processes)  # fmt: skip
+                precision if precision == "fp32" else f"{precision} autocast", state.num_processes)  # fmt: skip
     label_kwargs = dict(
         shard_rows=args.label_shard_rows,
         process_index=state.process_index,
@@ -240,10 +240,10 @@ def build_transfer_set(
         num_proc=(args.label_num_proc or args.num_proc) if state.num_processes == 1 else None,
     )
     splits = datasets.DatasetDict(
-        train=label_each_text_once(train, text_rows, of_row, teacher_path, label_kwargs),
-        validation=label_in_shards(validation, teacher_path, desc="Teacher logits (validation)", **label_kwargs),
+        train=label_each_text_once(train, text_rows, of_row, teacher, label_kwargs),
+        validation=label_in_shards(validation, teacher, desc="Teacher logits (validation)", **label_kwargs),
     )
-    free_teachers()
+    free_classifiers()
     seconds = time.perf_counter() - start
     rows = sum(len(ds) for ds in splits.values())
     logger.info(
@@ -252,42 +252,39 @@ def build_transfer_set(
 
     # Save: the main process writes, stage.json last; the others wait
     if state.is_main_process:
-        save_atomically(splits, args.output_dir, output, args, rules, data_args, command=command, counts=counts)
+        # what the labels are, beyond the settings: the precision that labelled and the mask token samples hold
+        record = {"labelling_precision": precision, "mask_token": mask_token, "counts": counts}
+        save_atomically(splits, args.output_dir, output, args, rules, data_args, command=command, record=record)
         logger.info("Saved transfer_set to %s", args.output_dir)
     state.wait_for_everyone()
     return splits
 
 
-def label_each_text_once(train: datasets.Dataset, text_rows, of_row, teacher_path: str, label_kwargs: dict):
+def label_each_text_once(train: datasets.Dataset, text_rows, of_row, teacher: Classifier, label_kwargs: dict):
     """`train` with `teacher_logits`: the teacher runs once per distinct text (`text_rows`, from
     `distil.augment.first_of_each_text`) and rows sharing a text (repeated source sentences) share its logits."""
     if len(text_rows) == len(train):
-        return label_in_shards(train, teacher_path, desc="Teacher logits (train)", **label_kwargs)
-    texts = label_in_shards(train.select(text_rows), teacher_path, desc="Teacher logits (train)", **label_kwargs)
+        return label_in_shards(train, teacher, desc="Teacher logits (train)", **label_kwargs)
+    texts = label_in_shards(train.select(text_rows), teacher, desc="Teacher logits (train)", **label_kwargs)
     logits = texts.select_columns([TEACHER_LOGITS]).select(of_row)
     return datasets.concatenate_datasets([train, logits], axis=1)
 
 
 def check_teacher(
     name: str, label_names: list[str], need_mask: bool = True
-) -> tuple[str, str | None, list[int] | None]:
-    """The teacher's resolved path, mask token and logit order (`distil.labels.label_order`), or a one-line
-    `InputError` naming `teacher_model`: a teacher that cannot be loaded, one with no trained sequence-classification
-    head, one whose number of labels or label names are not the data's."""
+) -> tuple[Classifier, str | None, list[int] | None]:
+    """The teacher (resolved and fingerprinted once: a Hub id at the commit it is at), its mask token and logit order
+    (`distil.labels.label_order`), or a one-line `InputError` naming `teacher_model`: a teacher that cannot be loaded,
+    one with no trained sequence-classification head, one whose number of labels or label names are not the data's."""
     with load_errors("teacher_model", name):
-        path = resolve_model_path(name)
-        config = AutoConfig.from_pretrained(path)
-        tokenizer = AutoTokenizer.from_pretrained(path)
-    check_teacher_head("teacher_model", name, path, config)
-    if config.num_labels != len(label_names):
-        raise ConfigError(
-            f"teacher_model: {name!r} has num_labels={config.num_labels}, the data has {len(label_names)} labels "
-            f"({', '.join(label_names)}); give a teacher fine-tuned on it"
-        )
+        teacher = Classifier.of(name)
+        config = AutoConfig.from_pretrained(teacher.path, revision=teacher.revision)
+        tokenizer = AutoTokenizer.from_pretrained(teacher.path, revision=teacher.revision)
+    check_head("teacher_model", name, config, label_names, trained_at=teacher.path)
     order = label_order("teacher_model", name, config, label_names)
     if need_mask and tokenizer.mask_token is None:
         raise ConfigError(f"teacher_model: the tokenizer of {name!r} has no mask token to write into samples")
-    return path, tokenizer.mask_token, order
+    return teacher, tokenizer.mask_token, order
 
 
 def save_atomically(
@@ -297,11 +294,11 @@ def save_atomically(
     args: TransferSetArguments,
     *arg_objects,
     command: str | None = None,
-    counts: dict | None = None,
+    record: dict | None = None,
 ) -> None:
-    """`save_to_disk`, the run's arguments and command, the TSV export (when asked) and `stage.json` (last) into a
-    temporary sibling, then swap it in whole: an interrupted save leaves the earlier output (or none), never a partial
-    one."""
+    """`save_to_disk`, the run's arguments and command, the TSV export (when asked) and `stage.json` (last, with
+    `record` added) into a temporary sibling, then swap it in whole: an interrupted save leaves the earlier output (or
+    none), never a partial one."""
     with atomic_directory(output_dir) as tmp:
         splits.save_to_disk(tmp)
         save_run_args(
@@ -314,4 +311,4 @@ def save_atomically(
         if args.export_tsv:
             n = export_tsv(splits["train"], args.export_tsv)
             logger.info("Wrote %d rows to %s", n, args.export_tsv)
-        output.mark_done(tmp, **({"counts": counts} if counts else {}))
+        output.mark_done(tmp, **(record or {}))

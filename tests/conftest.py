@@ -14,6 +14,8 @@ import pytest
 os.environ.setdefault("HF_DATASETS_CACHE", tempfile.mkdtemp(prefix="distil-test-datasets-"))
 
 ROOT = Path(__file__).resolve().parents[1]
+# Scripts the tests start import this checkout's `distil`, not whichever one is installed.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 SST2_DIR = ROOT.parent / "shared" / "data" / "sst2"
 
 WORDS = (

@@ -13,7 +13,7 @@ from datasets import Dataset, load_from_disk
 from transformers import AutoModelForSequenceClassification
 
 import distil  # noqa: F401  (registers the BiLSTM auto classes)
-from distil.labeling import label_in_shards, label_with_teacher, rank_shards, shard_ranges
+from distil.labeling import add_classifier_logits, label_in_shards, labelling_shards
 
 from .conftest import ROOT, tiny_pipeline_args, toy_rows
 
@@ -92,7 +92,7 @@ def test_labelling_on_two_ranks_equals_one_rank(tiny_bert_dir, tmp_path):
     )  # fmt: skip
     assert waited == [1]
     one_rank = label_in_shards(_file_backed(tmp_path, "b", 50), str(tiny_bert_dir), **kwargs)
-    reference = label_with_teacher(Dataset.from_dict(two_ranks[:]), str(tiny_bert_dir), max_length=32)
+    reference = add_classifier_logits(Dataset.from_dict(two_ranks[:]), str(tiny_bert_dir), max_length=32)
     assert gathered["sentence"] == one_rank["sentence"] == two_ranks["sentence"]
     np.testing.assert_allclose(np.array(gathered["teacher_logits"]), np.array(one_rank["teacher_logits"]), atol=1e-6)
     np.testing.assert_allclose(np.array(gathered["teacher_logits"]), np.array(reference["teacher_logits"]), atol=1e-5)
@@ -100,14 +100,13 @@ def test_labelling_on_two_ranks_equals_one_rank(tiny_bert_dir, tmp_path):
 
 def test_a_shard_nobody_labelled_is_an_error(tiny_bert_dir, tmp_path):
     data = _file_backed(tmp_path, "c", 30)
-    with pytest.raises(RuntimeError, match="shard 2/3 was not labelled"):
+    with pytest.raises(RuntimeError, match="shard 3/3 was not labelled"):
         label_in_shards(data, str(tiny_bert_dir), shard_rows=10, process_index=0, num_processes=2, max_length=32)
 
 
 def test_shards_cover_every_row_once():
     for rows, size in ((0, 5), (1, 5), (10, 5), (11, 5), (1000, 64)):
-        ranges = shard_ranges(rows, size)
-        assert [i for r in ranges for i in r] == list(range(rows))
-        for world in (1, 2, 3, 8):
-            blocks = [rank_shards(len(ranges), rank, world) for rank in range(world)]
-            assert [i for b in blocks for i in b] == list(range(len(ranges)))
+        data = Dataset.from_dict({"i": list(range(rows))})
+        shards = labelling_shards(data, size)
+        assert [i for shard in shards for i in shard["i"]] == list(range(rows))
+        assert all(len(shard) <= size for shard in shards) and len(shards) == max(1, -(-rows // size))

@@ -37,6 +37,20 @@ def test_word_cache_encoder_matches_the_tokenizer(tiny_bert_dir):
         assert attention_mask.tolist() == expected["attention_mask"]
 
 
+def test_a_full_word_cache_keeps_the_words_of_the_batch_at_hand(tiny_bert_dir):
+    """Past `max_words` the cache starts over; words the batch already found in it must survive that."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    encoder = WordCacheEncoder(tokenizer, max_length=32, max_words=6)
+    batches = [["good film", "bad plot"], ["good film story", "very bad actors", "not funny"], ["dull good"]]
+    for batch in batches:  # the second batch overflows the cache while "good", "film", "bad" are in it
+        encoded = encoder(batch)
+        input_ids, _ = encoded.pad(np.arange(len(batch)), tokenizer.pad_token_id)
+        assert input_ids.tolist() == tokenizer(batch, padding=True)["input_ids"]
+    assert len(encoder.index) <= len(set(" ".join(batches[1]).split())) + 2
+
+
 def test_word_level_tokenizers_fall_back_to_the_tokenizer(tiny_bert_dir):
     from distil.tokenization import build_word_tokenizer
 

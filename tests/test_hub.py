@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import pytest
 from transformers import TrainingArguments
@@ -127,3 +129,63 @@ def test_script_hub_teacher_offline_exits_with_one_line(toy_data_dir, tmp_path):
         + MODEL_HINT.format(field="teacher_model")
     )
     assert not (tmp_path / "out").exists()
+
+
+# --- Hub inputs are recorded at the commit they resolve to ------------------------------------------------------------
+
+REVISION_SCRIPT = """
+import json, sys
+from huggingface_hub import HfApi
+from distil.configs import DataArguments
+from distil.data import data_fingerprint
+from distil.labeling import Classifier, add_classifier_logits
+from distil.records import model_fingerprint
+from datasets import Dataset
+
+spec = json.loads(sys.argv[1])
+api, model, data = HfApi(), spec["model"], spec["dataset"]
+out = {"model": [], "dataset": [], "sha": [], "dataset_sha": []}
+api.create_repo(model, exist_ok=True)
+api.create_repo(data, repo_type="dataset", exist_ok=True)
+for version in (1, 2):  # the same names; a new commit upstream each time
+    api.upload_folder(folder_path=spec["teacher"], repo_id=model, commit_message=f"v{version}")
+    api.upload_file(path_or_fileobj=f"v{version}".encode(), path_in_repo="NOTES.md", repo_id=model)
+    api.upload_file(path_or_fileobj=f"sentence,label\\na,{version % 2}\\nb,1\\n".encode(), path_in_repo="train.csv",
+                    repo_id=data, repo_type="dataset")
+    out["sha"].append(api.model_info(model).sha)
+    out["dataset_sha"].append(api.dataset_info(data).sha)
+    out["model"].append(model_fingerprint(model))
+    out["dataset"].append(data_fingerprint(DataArguments(dataset_name=data)))
+teacher = Classifier.of(model)  # resolved once; labels with the weights of that commit
+out["classifier"] = [teacher.fingerprint, teacher.revision]
+logits = add_classifier_logits(Dataset.from_dict({"sentence": ["a good film"]}), teacher, precision="fp32")
+out["logits"] = logits["teacher_logits"][0]
+json.dump(out, open(spec["out"], "w"))
+"""
+
+
+def test_hub_inputs_are_recorded_at_their_commit(hub_server, tiny_bert_dir, tmp_path):
+    """A Hub teacher or dataset that changes upstream is a new input (`hub:<id>@<sha>`), so the stages it feeds
+    are rebuilt instead of "done, skipping"; offline, the commit comes from the local Hub cache."""
+    import json
+
+    from .conftest import HUB_TOKEN, ROOT
+    from .hub_server import client_env
+    from .test_push import run_client
+
+    spec = {"model": "me/hub-teacher", "dataset": "me/hub-data", "teacher": str(tiny_bert_dir),
+            "out": str(tmp_path / "out.json")}  # fmt: skip
+    env = client_env(hub_server.url, tmp_path / "home", HUB_TOKEN, PYTHONPATH=str(ROOT))
+    run_client(REVISION_SCRIPT, spec, env, tmp_path)
+    out = json.loads((tmp_path / "out.json").read_text())
+    first, second = out["sha"]
+    assert first != second and out["dataset_sha"][0] != out["dataset_sha"][1]
+    assert out["model"] == [f"hub:me/hub-teacher@{first}", f"hub:me/hub-teacher@{second}"]
+    assert out["dataset"] == [f"hub:me/hub-data:@{sha}" for sha in out["dataset_sha"]]
+    assert out["classifier"] == [f"hub:me/hub-teacher@{second}", second] and len(out["logits"]) == 2
+    # offline: the commit the local cache holds (the one the labelling downloaded)
+    offline = "from distil.records import model_fingerprint; import json, sys; print(json.dumps(model_fingerprint('me/hub-teacher')))"
+    done = subprocess.run([sys.executable, "-c", offline], env={**env, "HF_HUB_OFFLINE": "1"}, capture_output=True,
+                          text=True, cwd=tmp_path, timeout=120)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == f"hub:me/hub-teacher@{second}"

@@ -2,7 +2,7 @@ import pytest
 from transformers import AutoConfig, BertModel
 
 from distil.errors import ConfigError
-from distil.labels import check_teacher_head, has_classification_head, label_order
+from distil.labels import check_head, has_classification_head, label_order
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,8 @@ def test_a_base_model_has_no_head(headless_dir):
     config.architectures = None  # no architecture in the config: the weights decide
     assert not has_classification_head(str(headless_dir), config)
     with pytest.raises(ConfigError) as excinfo:
-        check_teacher_head("teacher_model", "base", str(headless_dir), AutoConfig.from_pretrained(headless_dir))
+        check_head("teacher_model", "base", AutoConfig.from_pretrained(headless_dir), ["negative", "positive"],
+                   trained_at=str(headless_dir))  # fmt: skip
     assert str(excinfo.value).startswith(
         "teacher_model: 'base' has no trained sequence-classification head (BertModel)"
     )

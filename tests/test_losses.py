@@ -6,6 +6,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from distil.losses import distillation_loss, gold_cross_entropy, soft_target_loss
 
@@ -57,6 +58,17 @@ def test_no_gold_rows_gives_zero_cross_entropy_with_gradient():
     assert loss.item() == 0.0
     loss.backward()
     assert student.grad is not None
+
+
+def test_gold_cross_entropy_is_the_mean_over_labelled_rows_without_a_host_sync():
+    logits = torch.randn(16, 3, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1, 2, -1] * 4)
+    gold = labels >= 0
+    assert torch.equal(gold_cross_entropy(logits, labels), F.cross_entropy(logits[gold], labels[gold]))
+    assert torch.equal(gold_cross_entropy(logits, labels.masked_fill(~gold, -100)), gold_cross_entropy(logits, labels))
+    # tensors on the meta device hold no values: any read of a value on the host (`bool(...)`, `.item()`) fails
+    meta = gold_cross_entropy(logits.to("meta"), labels.to("meta"))
+    assert meta.device.type == "meta" and meta.shape == ()
 
 
 def test_temperature_scaling_keeps_gradient_magnitude():

@@ -421,3 +421,32 @@ def test_cpu_unpacked_directions_equal_the_packed_lstm(num_layers):
     weights = list(model.bilstm.lstm.parameters())
     for got, want in zip(torch.autograd.grad(pooled.sum(), weights), torch.autograd.grad(expected.sum(), weights)):
         torch.testing.assert_close(got, want, atol=1e-6, rtol=0)
+
+
+def test_packed_path_skips_the_sort_for_batches_that_come_longest_first(monkeypatch):
+    """The packed LSTM (a GPU's path; here on the CPU through an `nn.LSTM` subclass, which the CPU's unpacked path
+    does not take) packs a longest-first batch with `enforce_sorted=True`, any other with the sort, and both give the
+    outputs of the CPU path."""
+    import distil.modeling_bilstm as modeling
+
+    reference = tiny_model()
+    model = tiny_model()
+
+    class PackedLSTM(torch.nn.LSTM):
+        pass
+
+    packed_lstm = PackedLSTM(8, 6, batch_first=True, bidirectional=True)
+    packed_lstm.load_state_dict(model.bilstm.lstm.state_dict())
+    model.bilstm.lstm = packed_lstm
+    calls = []
+    pack = modeling.pack_padded_sequence
+    monkeypatch.setattr(
+        modeling, "pack_padded_sequence", lambda *a, **k: calls.append(k["enforce_sorted"]) or pack(*a, **k)
+    )
+    input_ids, attention_mask = batch(pad_from=(7, 4, 1))  # longest first, as the length-grouped order gives them
+    lengths = attention_mask.sum(1)
+    with torch.no_grad():
+        for order in ([0, 1, 2], [1, 0, 2]):
+            logits = model(input_ids[order], lengths=lengths[order]).logits
+            torch.testing.assert_close(logits, reference(input_ids[order], lengths=lengths[order]).logits)
+    assert calls == [True, False]

@@ -3,13 +3,16 @@
 import json
 import os
 
+import numpy as np
 import pytest
+import torch
 from datasets import load_from_disk
-from transformers import AutoModelForSequenceClassification
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import distil  # noqa: F401  (registers the BiLSTM auto classes)
 from distil.configs import ConfigError, parse_args
 from distil.pipeline import PipelineArguments, run_pipeline, stage_arguments
+from distil.records import read_record
 
 from .conftest import tiny_pipeline_args
 
@@ -28,7 +31,7 @@ def test_quick_trial_end_to_end_then_resume(tiny_bert_dir, toy_data_dir, tmp_pat
     args = _configs(tmp_path, tiny_bert_dir, toy_data_dir) + [
         "--max_train_samples", "40",
         "--n_iter", "3",
-        "--student_overrides", '{"learning_rate": 0.0123, "max_steps": 3}',
+        "--student_overrides", '{"learning_rate": 0.0123, "max_steps": 3, "max_seq_length": 5}',
         "--teacher_overrides", "{warmup_steps: 1}",
     ]  # fmt: skip
     results = run(args)
@@ -36,7 +39,6 @@ def test_quick_trial_end_to_end_then_resume(tiny_bert_dir, toy_data_dir, tmp_pat
     for stage in ("teacher", "transfer_set", "student"):
         assert (out / stage).is_dir(), stage
     assert set(results) == {"teacher", "student"}
-    assert results["teacher"]["agreement_with_teacher"] == 1.0
     assert results["student"]["eval_samples"] == 32
     on_disk = json.loads((out / "all_results.json").read_text())
     assert on_disk["student"]["accuracy"] == results["student"]["accuracy"]
@@ -61,6 +63,29 @@ def test_quick_trial_end_to_end_then_resume(tiny_bert_dir, toy_data_dir, tmp_pat
     assert teacher_run["TrainingArguments"]["learning_rate"] == 1e-3  # from teacher.yaml
     model = AutoModelForSequenceClassification.from_pretrained(out / "student")
     assert model.config.model_type == "bilstm"
+
+    # The report scores the models that were made, as they were made, computed again here from what is on disk:
+    # the teacher is the model that labelled, in the precision that labelled (its predictions are the transfer
+    # set's validation logits' argmax); the student reads 5 tokens, as it trained, and its accuracy is its own
+    # evaluation's; its agreement is with those teacher predictions.
+    labelled = read_record(str(out / "transfer_set"))
+    assert results["teacher"]["precision"] == labelled["labelling_precision"]  # bf16 on a CPU with native bf16
+    assert results["student"]["precision"] == "fp32"
+    assert results["teacher"]["max_length"] == 128 and results["student"]["max_length"] == 5
+    gold = np.array(transfer["validation"]["label"])
+    teacher_predictions = np.array(transfer["validation"]["teacher_logits"]).argmax(-1)
+    assert results["teacher"]["accuracy"] == pytest.approx((teacher_predictions == gold).mean())
+    tokenizer = AutoTokenizer.from_pretrained(out / "student")
+    inputs = tokenizer(
+        list(transfer["validation"]["sentence"]), truncation=True, max_length=5, padding=True, return_tensors="pt"
+    )
+    with torch.no_grad():
+        student_predictions = model.eval()(**inputs).logits.argmax(-1).numpy()
+    assert results["student"]["accuracy"] == pytest.approx((student_predictions == gold).mean())
+    assert results["student"]["accuracy"] == pytest.approx(student_results["eval_accuracy"])
+    assert results["student"]["agreement_with_teacher"] == pytest.approx(
+        (student_predictions == teacher_predictions).mean()
+    )
 
     # a second run finds every stage done and only re-evaluates
     stamps = {p: os.path.getmtime(out / p) for p in ("teacher/model.safetensors", "student/model.safetensors")}
@@ -160,3 +185,41 @@ def test_trec_recipe_with_the_50_fine_labels_end_to_end(tmp_path, tiny_bert_dir,
     dataset = transfer_set_card(str(run / "transfer_set"), "user/trec-transfer")
     assert dataset.data.pretty_name == "TREC transfer set (trec-transfer)" and "SST-2" not in dataset.text
     assert dataset.data.task_ids == ["multi-class-classification"]
+
+
+def test_each_student_is_scored_at_the_length_it_trained_at(toy_data_dir, tmp_path):
+    """One random student saved twice: the report's teacher slot reads the texts at the labelling length (128), the
+    student slot at its recorded training length (3); the student's agreement is then that of its own predictions
+    at the two lengths, computed here again."""
+    from distil.data import load_data
+    from distil.modeling_bilstm import BiLSTMConfig, BiLSTMForSequenceClassification
+    from distil.pipeline import evaluate_models
+    from distil.tokenization import build_word_tokenizer
+
+    validation = load_data(data_dir=str(toy_data_dir))["validation"]
+    sentences = list(validation["sentence"])
+    tokenizer = build_word_tokenizer(sentences)
+    torch.manual_seed(1)  # a start whose predictions depend on the words past the third
+    config = BiLSTMConfig(vocab_size=len(tokenizer), embedding_size=8, hidden_size=8, classifier_hidden_size=8,
+                          num_labels=2, id2label={0: "negative", 1: "positive"}, initializer_range=1.0)  # fmt: skip
+    model = BiLSTMForSequenceClassification(config).eval()
+    folder = tmp_path / "student"
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    (folder / "run_args.json").write_text(json.dumps({"DataArguments": {"max_seq_length": 3}}))
+    (pipe,) = parse_args(PipelineArguments, args=["--output_dir", str(tmp_path / "run")])
+    results = evaluate_models(
+        pipe, validation, {"teacher": str(folder), "student": str(folder)}, teacher_max_length=128
+    )
+
+    def predictions(max_length):
+        inputs = tokenizer(sentences, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            return model(**inputs).logits.argmax(-1).numpy()
+
+    full, cut = predictions(128), predictions(3)
+    assert (full != cut).any()  # the length changes what this student says
+    assert results["teacher"]["max_length"] == 128 and results["student"]["max_length"] == 3
+    gold = np.array(validation["label"])
+    assert results["student"]["accuracy"] == pytest.approx((cut == gold).mean())
+    assert results["student"]["agreement_with_teacher"] == pytest.approx((cut == full).mean())

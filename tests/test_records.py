@@ -84,7 +84,7 @@ def test_directory_fingerprint_reads_names_and_contents_not_subfolders(tmp_path)
 
 def test_model_fingerprint_of_a_stage_a_folder_and_a_hub_id(tmp_path):
     assert model_fingerprint(None) is None
-    assert model_fingerprint("org/model") == "hub:org/model"
+    assert model_fingerprint("org/model") == "hub:org/model@unknown"  # offline, and not in the local Hub cache
     assert model_fingerprint("pkg://no_such_package_here/model") == "missing:pkg://no_such_package_here/model"
     (tmp_path / "config.json").write_text("{}")
     assert model_fingerprint(str(tmp_path)) == directory_fingerprint(str(tmp_path))
@@ -114,3 +114,15 @@ def test_array_json_and_map_fingerprints():
     assert signature.digest == json_fingerprint(["s", {"a": 1}, {}, signature.version])
     ds = Dataset.from_dict({"x": [1, 2]})
     assert map_fingerprint(ds, "step", 1) == map_fingerprint(ds, "step", 1) != map_fingerprint(ds, "step", 2)
+
+
+def test_offline_a_hub_id_is_recorded_at_the_commit_the_local_cache_holds(tmp_path, monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    repo = tmp_path / "models--org--model"
+    (repo / "snapshots" / ("a" * 40)).mkdir(parents=True)
+    assert model_fingerprint("org/model") == f"hub:org/model@{'a' * 40}"  # a snapshot, no ref
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("b" * 40)
+    assert model_fingerprint("org/model") == f"hub:org/model@{'b' * 40}"  # what main points at

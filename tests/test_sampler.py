@@ -94,7 +94,7 @@ def test_trainer_uses_it_and_reseeds_each_epoch(tmp_path):
                              use_cpu=True, report_to="none", seed=7)  # fmt: skip
     trainer = DistillationTrainer(model=model, args=args, train_dataset=data, processing_class=tokenizer)
     loader = trainer.get_train_dataloader()
-    sampler = trainer._train_length_sampler
+    sampler = loader.batch_sampler.sampler
     assert isinstance(sampler, LengthGroupedSampler) and sampler.seed == 7
     widths = [b["input_ids"].shape[1] for b in loader]
     # the batches are the sampler's, padded to their longest row (a word tokenizer adds no special tokens)
@@ -103,6 +103,16 @@ def test_trainer_uses_it_and_reseeds_each_epoch(tmp_path):
     loader.set_epoch(1)
     assert sampler.epoch == 1
     assert list(sampler) != list(LengthGroupedSampler(sampler.lengths, 8, seed=7))
+    # under several processes accelerate wraps the batch sampler in a shard; its loader still reaches the sampler
+    # (what `Trainer._run_epoch` relies on: distil sets no epoch itself)
+    from accelerate.data_loader import BatchSamplerShard, prepare_data_loader
+    from torch.utils.data import DataLoader
+
+    sharded = prepare_data_loader(DataLoader(list(range(200)), batch_size=8, sampler=sampler), num_processes=2,
+                                  process_index=1, put_on_device=False)  # fmt: skip
+    assert isinstance(sharded.batch_sampler, BatchSamplerShard)
+    sharded.set_epoch(3)
+    assert sampler.epoch == 3
 
 
 def test_the_teacher_trainer_orders_by_length_too(tmp_path):
@@ -130,7 +140,7 @@ def test_the_teacher_trainer_orders_by_length_too(tmp_path):
         model=BertForSequenceClassification(config), args=args, train_dataset=data, processing_class=tokenizer
     )
     loader = trainer.get_train_dataloader()
-    sampler = trainer._train_length_sampler
+    sampler = loader.batch_sampler.sampler
     assert isinstance(sampler, LengthGroupedSampler)
     assert sampler.lengths.tolist() == [len(ids) for ids in data["input_ids"]]
     assert [b["input_ids"].shape[1] for b in loader] == sampler.lengths[np.asarray(list(sampler))].reshape(-1, 8).max(

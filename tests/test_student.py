@@ -139,18 +139,142 @@ def test_teacher_wordpiece_and_embeddings(transfer_set, tiny_bert_dir, tmp_path)
     assert AutoModelForSequenceClassification.from_pretrained(out).config.embedding_size == 4
 
 
-def test_resumes_from_the_last_checkpoint(transfer_set, tmp_path):
+def _count_steps(monkeypatch) -> list[int]:
+    """The optimizer steps each later run trains (`training_step` calls), one count per run."""
+    from distil.trainer import DistillationTrainer
+
+    counts = []
+    training_step = DistillationTrainer.training_step
+
+    def counted(self, *args, **kwargs):
+        if self.state.global_step == 0 or not counts or counts[-1][0] is not self:
+            counts.append([self, 0])
+        counts[-1][1] += 1
+        return training_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(DistillationTrainer, "training_step", counted)
+    return counts
+
+
+def _losses(checkpoint: Path) -> list[tuple[int, float]]:
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    return [(e["step"], e["loss"]) for e in state["log_history"] if "loss" in e]
+
+
+# a constant learning rate: a longer run's schedule then agrees with a shorter one's on the steps they share
+RESUMABLE = ["--embedding_init", "random", "--save_strategy", "steps", "--save_steps", "2", "--logging_steps", "1"]
+RESUMABLE += ["--lr_scheduler_type", "constant", "--classifier_dropout", "0.5"]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(transfer_set, tmp_path_factory) -> Path:
+    """Four steps in one run: the loss curve and weights a resumed run must reproduce."""
+    out = tmp_path_factory.mktemp("uninterrupted") / "student"
+    run_stage(["--transfer_set", str(transfer_set), "--output_dir", str(out), "--max_steps", "4"]
+              + RESUMABLE + TINY + FAST)  # fmt: skip
+    return out
+
+
+@pytest.mark.parametrize("named", [False, True], ids=["last-checkpoint", "resume_from_checkpoint"])
+def test_a_larger_max_steps_continues_from_the_checkpoint(transfer_set, uninterrupted, tmp_path, monkeypatch, named):
     out = tmp_path / "student"
-    args = ["--transfer_set", str(transfer_set), "--output_dir", str(out), "--embedding_init", "random"]
-    args += ["--save_strategy", "steps", "--save_steps", "2"] + TINY + FAST
+    args = ["--transfer_set", str(transfer_set), "--output_dir", str(out)] + RESUMABLE + TINY + FAST
+    counts = _count_steps(monkeypatch)
     run_stage(args + ["--max_steps", "2"])
     assert (out / "checkpoint-2").is_dir()
-    metrics = run_stage(args + ["--max_steps", "4"])
-    state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
-    assert state["global_step"] == 4
-    # the second run only trained steps 3 and 4
-    assert [e["step"] for e in state["log_history"] if "loss" in e] == [2, 4]
-    assert "eval_agreement" in metrics
+    more = ["--resume_from_checkpoint", str(out / "checkpoint-2")] if named else []
+    metrics = run_stage(args + ["--max_steps", "4"] + more)
+    assert [n for _, n in counts] == [2, 2]  # the second run trained steps 3 and 4 only
+    assert (out / "checkpoint-2").is_dir()  # kept: the run continued from it
+    assert _losses(out / "checkpoint-4") == pytest.approx(_losses(uninterrupted / "checkpoint-4"), rel=1e-6)
+    resumed = AutoModelForSequenceClassification.from_pretrained(out).state_dict()
+    reference = AutoModelForSequenceClassification.from_pretrained(uninterrupted).state_dict()
+    for name, tensor in reference.items():
+        torch.testing.assert_close(resumed[name], tensor, rtol=1e-5, atol=1e-6)
+    assert metrics["train_samples"] == 128 and "eval_agreement" in metrics
+    # the finished longer run is done: the same command skips it
+    assert run_stage(args + ["--max_steps", "4"]) == metrics and len(counts) == 2
+
+
+def test_a_named_checkpoint_is_never_deleted(transfer_set, tmp_path, monkeypatch):
+    out = tmp_path / "student"
+    args = ["--transfer_set", str(transfer_set), "--output_dir", str(out)] + RESUMABLE + TINY + FAST
+    run_stage(args + ["--max_steps", "2"])
+    counts = _count_steps(monkeypatch)
+    # another setting and a checkpoint named: the run is rebuilt from that checkpoint, which stays
+    run_stage(
+        args + ["--max_steps", "4", "--learning_rate", "3e-3", "--resume_from_checkpoint", str(out / "checkpoint-2")]
+    )
+    assert [n for _, n in counts] == [2] and (out / "checkpoint-2").is_dir() and (out / "checkpoint-4").is_dir()
+    # a checkpoint that is not there: one line, before anything is written
+    with pytest.raises(ConfigError) as excinfo:
+        run_stage(args + ["--output_dir", str(tmp_path / "other"), "--resume_from_checkpoint", str(tmp_path / "nope")])
+    assert str(excinfo.value) == f"resume_from_checkpoint: {tmp_path / 'nope'}: no such directory"
+    assert not (tmp_path / "other").exists()
+
+
+def _digests(folder: Path) -> dict[str, str]:
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
+
+
+def test_do_eval_alone_leaves_a_trained_student_byte_identical(transfer_set, tmp_path):
+    """`recipes/train_student.py --do_eval` evaluates the saved student: no weights, record or checkpoint written,
+    even when its other settings are not the ones it trained with."""
+    import runpy
+
+    recipe = runpy.run_path(str(ROOT / "recipes" / "train_student.py"))["main"]
+    out = tmp_path / "student"
+    common = ["--transfer_set", str(transfer_set), "--output_dir", str(out), "--embedding_init", "random"]
+    common += TINY + FAST + ["--max_seq_length", "6"]
+    trained = recipe(common + ["--max_steps", "3", "--save_strategy", "steps", "--save_steps", "3"])
+    before, checkpoint = _digests(out), _digests(out / "checkpoint-3")
+    # the training command but evaluation only, without its max_steps (another signature: never a rebuild)
+    metrics = recipe(common + ["--do_eval", "true"])
+    after = _digests(out)
+    written = after.pop("eval_results.json", None)
+    assert after == before and _digests(out / "checkpoint-3") == checkpoint
+    assert written is not None
+    # the student's own evaluation, at the length it trained at (6, from its run_args.json)
+    for key in ("eval_loss", "eval_accuracy", "eval_agreement"):
+        assert metrics[key] == pytest.approx(trained[key], rel=1e-5), key
+    assert json.loads((out / "eval_results.json").read_text())["eval_accuracy"] == metrics["eval_accuracy"]
+    with pytest.raises(ConfigError, match="no saved student to evaluate"):
+        recipe(["--transfer_set", str(transfer_set), "--output_dir", str(tmp_path / "none"), "--do_eval", "true"])
+    assert not (tmp_path / "none").exists()
+
+
+def test_the_word_tokenizer_keeps_the_transfer_sets_mask_token(toy_data_dir, tiny_bert_dir, tmp_path):
+    """A teacher whose mask token is RoBERTa's `<mask>`: the transfer set's samples hold it, its stage.json records
+    it, and the student's word-level tokenizer keeps it as one token."""
+    import shutil
+
+    from transformers import BertTokenizerFast
+
+    from distil.augment import AugmentationArguments
+    from distil.transfer_set import TransferSetArguments, build_transfer_set
+
+    teacher = tmp_path / "teacher"
+    shutil.copytree(tiny_bert_dir, teacher)
+    vocab = (teacher / "vocab.txt").read_text(encoding="utf-8").replace("[MASK]\n", "<mask>\n")
+    (teacher / "vocab.txt").write_text(vocab, encoding="utf-8")
+    BertTokenizerFast(vocab_file=str(teacher / "vocab.txt"), mask_token="<mask>").save_pretrained(teacher)
+    build_transfer_set(
+        *parse_args(TransferSetArguments, AugmentationArguments, DataArguments, args=[
+            "--teacher_model", str(teacher), "--data_dir", str(toy_data_dir), "--output_dir", str(tmp_path / "t"),
+            "--n_iter", "2", "--p_mask", "0.5", "--max_seq_length", "32"])
+    )  # fmt: skip
+    sentences = load_from_disk(str(tmp_path / "t"))["train"]["sentence"]
+    assert any("<mask>" in s for s in sentences) and not any("[MASK]" in s for s in sentences)
+    out = tmp_path / "student"
+    run_stage(["--transfer_set", str(tmp_path / "t"), "--output_dir", str(out), "--max_steps", "1"] + TINY + FAST)
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    assert tokenizer.mask_token == "<mask>" and tokenizer.tokenize("a <mask> film") == ["a", "<mask>", "film"]
+    assert json.loads((out / "run_args.json").read_text())["StudentArguments"]["mask_token"] == "<mask>"
+    with pytest.raises(ConfigError, match="mask_token: '\\[MASK\\]' is not the mask token of the transfer set"):
+        run_stage(["--transfer_set", str(tmp_path / "t"), "--output_dir", str(tmp_path / "x"), "--mask_token", "[MASK]"]
+                  + TINY + FAST)  # fmt: skip
 
 
 def test_defaults_are_the_measured_best():
@@ -367,6 +491,21 @@ def test_script_nan_logits_exit_with_one_line(transfer_set, tmp_path):
     assert (
         error_line(result)
         == f"train_student.py: error: transfer_set: {bad}[train]: row 4: teacher_logits nan is not finite"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_script_prune_vocab_of_a_teacher_without_wordpiece_exits_with_one_line(transfer_set, tmp_path):
+    from distil.tokenization import build_word_tokenizer
+
+    teacher = tmp_path / "word-level-teacher"  # a tokenizer that is not WordPiece (as RoBERTa's BPE is not)
+    build_word_tokenizer(["a good film", "a dull film"]).save_pretrained(teacher)
+    result = run_script("train_student.py", "--transfer_set", transfer_set, "--output_dir", tmp_path / "out",
+                        "--tokenizer", "teacher", "--teacher_model", teacher, "--prune_vocab", "true",
+                        "--embedding_init", "random", "--max_steps", "1")  # fmt: skip
+    assert error_line(result) == (
+        "train_student.py: error: prune_vocab: the teacher's tokenizer is WordLevel, and only a fast WordPiece "
+        "vocabulary is pruned; unset prune_vocab (or use tokenizer=word, a vocabulary of the data's words)"
     )
     assert not (tmp_path / "out").exists()
 

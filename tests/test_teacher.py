@@ -7,8 +7,9 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Trai
 
 from distil.configs import DataArguments, parse_args
 from distil.errors import ConfigError, InputError
+from distil.labels import check_head
 from distil.stage import StageArguments
-from distil.teacher import TeacherArguments, check_head, train_teacher
+from distil.teacher import TeacherArguments, train_teacher
 
 
 def run_stage(args: list[str]):
@@ -125,13 +126,16 @@ def test_classifier_with_other_num_labels_is_refused_unless_its_head_is_replaced
 def test_base_model_or_two_label_head_always_loads():
     from transformers import BertConfig
 
+    def check(name, config, label_names):
+        check_head("model_name_or_path", name, config, label_names)
+
     names = ["negative", "positive"]
-    check_head(BertConfig(architectures=["BertModel"], num_labels=3), "base", names)  # no head: a new one is trained
-    check_head(BertConfig(architectures=["BertForSequenceClassification"], id2label={0: "NEG", 1: "POS"}), "s", names)
+    check("base", BertConfig(architectures=["BertModel"], num_labels=3), names)  # no head: a new one is trained
+    check("s", BertConfig(architectures=["BertForSequenceClassification"], id2label={0: "NEG", 1: "POS"}), names)
     with pytest.raises(ConfigError, match="num_labels=3"):
-        check_head(BertConfig(architectures=["BertForSequenceClassification"], num_labels=3), "mnli", names)
+        check("mnli", BertConfig(architectures=["BertForSequenceClassification"], num_labels=3), names)
     # six data labels: a 6-label head loads, a 2-label one is refused
     six = ["ABBR", "DESC", "ENTY", "HUM", "LOC", "NUM"]
-    check_head(BertConfig(architectures=["BertForSequenceClassification"], num_labels=6), "trec", six)
+    check("trec", BertConfig(architectures=["BertForSequenceClassification"], num_labels=6), six)
     with pytest.raises(ConfigError, match=r"num_labels=2, the data has 6 labels \(ABBR, DESC, ENTY, HUM, LOC, NUM\)"):
-        check_head(BertConfig(architectures=["BertForSequenceClassification"], num_labels=2), "sst2", six)
+        check("sst2", BertConfig(architectures=["BertForSequenceClassification"], num_labels=2), six)

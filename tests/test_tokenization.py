@@ -7,6 +7,7 @@ import torch
 from transformers import AutoModel, AutoTokenizer
 
 from distil.embeddings import teacher_embedding_matrix
+from distil.errors import ConfigError
 from distil.tokenization import build_word_tokenizer, load_teacher_tokenizer
 
 SENTENCES = [
@@ -152,7 +153,7 @@ def test_pruned_tokenizer_saves_and_loads(wordpiece_dir, tmp_path):
 def test_pruning_needs_a_wordpiece_tokenizer():
     from distil.tokenization import prune_tokenizer
 
-    with pytest.raises(ValueError, match="prune_vocab"):
+    with pytest.raises(ConfigError, match="prune_vocab: the teacher's tokenizer is WordLevel, and only a fast"):
         prune_tokenizer(build_word_tokenizer(SENTENCES), SENTENCES)
 
 

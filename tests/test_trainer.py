@@ -186,3 +186,30 @@ def test_few_steps_write_a_checkpoint_and_resume(setup, tmp_path):
     for key in ("eval_loss", "eval_perplexity", "eval_accuracy", "eval_f1", "eval_agreement"):
         assert key in metrics, key
     assert metrics["eval_perplexity"] == pytest.approx(math.exp(metrics["eval_loss"]))
+
+
+def test_a_step_sends_the_device_only_what_it_uses_without_blocking(setup, tmp_path, monkeypatch):
+    """The BiLSTM packs by the collator's CPU `lengths`: they stay on the CPU (the same tensor), the unused
+    `attention_mask` is not copied, and every other tensor is copied with `non_blocking=True` (from the loader's
+    pinned memory on a GPU)."""
+    tokenizer, train, _ = setup
+    trainer = DistillationTrainer(
+        model=tiny_student(tokenizer), args=training_args(tmp_path), train_dataset=train, processing_class=tokenizer
+    )
+    batch = next(iter(trainer.get_train_dataloader()))
+    assert {"input_ids", "attention_mask", "lengths", "labels", "teacher_logits"} <= set(batch)
+    copies = []
+    to = torch.Tensor.to
+    monkeypatch.setattr(
+        torch.Tensor, "to", lambda self, *a, **k: copies.append(k.get("non_blocking")) or to(self, *a, **k)
+    )
+    prepared = trainer._prepare_inputs(batch)
+    assert set(prepared) == {"input_ids", "lengths", "labels", "teacher_logits"}
+    assert prepared["lengths"] is batch["lengths"]
+    assert copies == [True] * 3
+    monkeypatch.undo()
+    trainer.model.eval()
+    with torch.no_grad():  # the same logits as with the attention mask
+        with_mask = trainer.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        torch.testing.assert_close(trainer.model(input_ids=prepared["input_ids"], lengths=prepared["lengths"]).logits,
+                                   with_mask)  # fmt: skip

@@ -15,7 +15,7 @@ from distil.augment import AugmentationArguments
 from distil.configs import ConfigError, DataArguments, parse_args
 from distil.data import SST2_LABEL_NAMES, read_glue_tsv
 from distil.errors import InputError
-from distil.records import Signature, is_done
+from distil.records import Signature, is_done, read_record
 from distil.stage import StageArguments, StageOutput
 from distil.transfer_set import TransferSetArguments, build_transfer_set, save_atomically
 
@@ -79,8 +79,8 @@ def test_second_run_hits_the_cache(tiny_bert_dir, tmp_path, monkeypatch):
     write_tsv(data_dir / "train.tsv", toy_rows(50, seed=11))
     write_tsv(data_dir / "dev.tsv", toy_rows(10, seed=12))
     loads = []
-    load_teacher = labeling.load_teacher
-    monkeypatch.setattr(labeling, "load_teacher", lambda *a, **k: loads.append(a) or load_teacher(*a, **k))
+    load_classifier = labeling.load_classifier
+    monkeypatch.setattr(labeling, "load_classifier", lambda *a, **k: loads.append(a) or load_classifier(*a, **k))
     augment._NLP.clear()
     first = run_stage(_args(data_dir, tiny_bert_dir, tmp_path / "out"))
     assert augment._NLP and loads  # the first run tagged and labelled
@@ -128,7 +128,8 @@ def test_teacher_with_other_num_labels_is_refused(toy_data_dir, tiny_bert_3_labe
     with pytest.raises(ConfigError) as excinfo:
         run_stage(_args(toy_data_dir, tiny_bert_3_labels_dir, out, *(["--no_augment"] if no_augment else [])))
     assert str(excinfo.value) == (
-        f"teacher_model: '{tiny_bert_3_labels_dir}' has num_labels=3, the data has 2 labels (negative, positive); "
+        f"teacher_model: '{tiny_bert_3_labels_dir}' is a classifier with num_labels=3, the data has 2 labels "
+        "(negative, positive); "
         "give a teacher fine-tuned on it"
     )
     assert not out.exists()
@@ -248,10 +249,32 @@ def test_permuted_teacher_gives_the_same_targets(toy_data_dir, tiny_bert_3_label
         np.testing.assert_allclose(np.asarray(moved[split]["teacher_logits"]), expected, atol=1e-5)
         assert not np.allclose(expected, expected[:, [2, 0, 1]], atol=1e-3)  # the orders differ: the test can fail
     # without the remapping, the permuted teacher's raw columns are the rolled ones
-    raw = labeling.label_with_teacher(plain["validation"].select_columns(["sentence"]), str(permuted), max_length=32)
+    raw = labeling.add_classifier_logits(
+        plain["validation"].select_columns(["sentence"]), str(permuted), max_length=32
+    )
     np.testing.assert_allclose(
         np.asarray(raw["teacher_logits"]), np.asarray(plain["validation"]["teacher_logits"])[:, [2, 0, 1]], atol=1e-5
     )
+
+
+@pytest.mark.parametrize("precision, native_bf16, recorded", [
+    ("auto", True, "bf16"), ("auto", False, "fp32"), ("fp32", True, "fp32"), ("bf16", False, "bf16"),
+])  # fmt: skip
+def test_the_record_says_which_precision_labelled(toy_data_dir, tiny_bert_dir, tmp_path, monkeypatch, precision,
+                                                  native_bf16, recorded):  # fmt: skip
+    """`precision: auto` labels in bf16 where the device has it (a GPU, or a CPU with native bf16) and in fp32
+    elsewhere: the transfer set's stage.json says which, and the logits are that precision's."""
+    import distil.hardware as hardware
+
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: native_bf16)
+    out = tmp_path / "t"
+    splits = run_stage(_args(toy_data_dir, tiny_bert_dir, out, "--no_augment", "--precision", precision))
+    record = read_record(str(out))
+    assert record["labelling_precision"] == recorded and record["mask_token"] == "[MASK]"
+    validation = splits["validation"]
+    expected = labeling.add_classifier_logits(validation.select_columns(["sentence"]), str(tiny_bert_dir),
+                                              max_length=32, precision=recorded)  # fmt: skip
+    np.testing.assert_array_equal(np.array(validation["teacher_logits"]), np.array(expected["teacher_logits"]))
 
 
 def test_each_text_is_labelled_once_and_every_row_keeps_its_logits(tiny_bert_dir, tmp_path, monkeypatch):
@@ -283,7 +306,7 @@ def test_each_text_is_labelled_once_and_every_row_keeps_its_logits(tiny_bert_dir
     assert len(set(texts[is_sample].tolist())) == is_sample.sum()  # nor another sample
     assert (~is_sample).sum() == len(rows)  # every source sentence stays, with its own gold label
     # every row holds the logits its own text gets from the teacher
-    direct = labeling.label_with_teacher(train.remove_columns("teacher_logits"), str(tiny_bert_dir), max_length=32)
+    direct = labeling.add_classifier_logits(train.remove_columns("teacher_logits"), str(tiny_bert_dir), max_length=32)
     np.testing.assert_allclose(np.asarray(train["teacher_logits"]), np.asarray(direct["teacher_logits"]), atol=1e-6)
     counts = read_record(str(out))["counts"]
     assert counts["n_iter"] == 800 // len(rows) and counts["source_sentences"] == len(rows)
