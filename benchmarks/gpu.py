@@ -1,7 +1,7 @@
 """Benchmark the paper's recipe end to end on one GPU: per-stage times, rows/s, accuracy, and the GPU model.
 
     accelerate launch --config_file configs/accelerate/single_gpu.yaml benchmarks/gpu.py \
-        --config configs/sst2/paper_minilm_gpu.yaml
+        --config configs/sst2_paper_minilm_gpu.yaml
 
 Runs the pipeline of `--config` (any further arguments go to it, e.g. `--max_train_samples 2000`) with each stage
 timed, then trains the student a second time with the other LSTM precision (`lstm_dtype` float32 vs bfloat16, the
@@ -75,14 +75,15 @@ class StageTimer:
 
 
 def run(pipeline_args: list[str], timer: StageTimer) -> tuple[dict, dict, object]:
-    from distil.configs import parse_args, recipe_command
-    from distil.pipeline import PipelineArguments, run_pipeline
+    from distil.configs import recipe_command
+    from distil.pipeline import run_pipeline
+    from distil.run_config import parse_run
 
-    (pipe,) = parse_args(PipelineArguments, args=pipeline_args)
+    run_ = parse_run(pipeline_args)
     timer.times.clear()
     start = time.perf_counter()
-    results = run_pipeline(pipe, command=recipe_command("benchmarks/gpu.py", pipeline_args))
-    return results, {**timer.times, "end_to_end": time.perf_counter() - start}, pipe
+    results = run_pipeline(run_, command=recipe_command("benchmarks/gpu.py", pipeline_args))
+    return results, {**timer.times, "end_to_end": time.perf_counter() - start}, run_.pipe
 
 
 def stage_rates(times: dict, outputs: dict) -> dict:
@@ -138,7 +139,7 @@ def markdown(payload: dict) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default="configs/sst2/paper_minilm_gpu.yaml", help="The pipeline config.")
+    parser.add_argument("--config", default="configs/sst2_paper_minilm_gpu.yaml", help="The run file.")
     parser.add_argument("--name", default=None, help="Results file name (default: the config's name).")
     parser.add_argument("--results_dir", default=str(ROOT / "results" / "gpu"))
     parser.add_argument("--lstm_dtypes", default=",".join(LSTM_DTYPES), help="Student LSTM precisions to run.")
@@ -151,8 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
     base = ["--config", args.config, *pipeline_args]
     runs = []
     for i, lstm_dtype in enumerate(filter(None, args.lstm_dtypes.split(","))):
-        overrides = ["--student_overrides", json.dumps({"lstm_dtype": lstm_dtype, **student_overrides(base)})]
-        results, seconds, pipe = run(base + overrides, timer)
+        results, seconds, pipe = run(base + ["--student.lstm_dtype", lstm_dtype], timer)
         runs.append(
             {
                 "run": "full" if i == 0 else "student again",
@@ -176,15 +176,6 @@ def main(argv: list[str] | None = None) -> dict:
     (out / f"{name}.md").write_text(text)
     print(text)
     return payload
-
-
-def student_overrides(args: list[str]) -> dict:
-    """The `student_overrides` of the config (and command line), so that adding `lstm_dtype` keeps them."""
-    from distil.configs import parse_args
-    from distil.pipeline import PipelineArguments
-
-    (pipe,) = parse_args(PipelineArguments, args=args)
-    return dict(pipe.student_overrides)
 
 
 if __name__ == "__main__":

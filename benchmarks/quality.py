@@ -1,7 +1,7 @@
 """The quality study: the student's gap to its teacher by transfer rows (`n_iter`), by student training length
 (`train_rows`) and by seed, with the wall time of each stage, on one task config.
 
-    python benchmarks/quality.py --config configs/trec/quickstart.yaml --output_dir outputs/quality-trec \
+    python benchmarks/quality.py --config configs/trec.yaml --output_dir outputs/quality-trec \
         --n_iter 4 16 auto --train_rows 200000 600000 --seeds 1 2 3 --baseline --out results/quality-trec
 
 The teacher is trained once (the config's seed); each `n_iter` gets its own transfer set from it; each
@@ -19,15 +19,12 @@ import statistics
 import sys
 import time
 
-sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
-from distil.configs import parse_args  # noqa: E402
-from distil.hardware import cpu_model, use_launch_cpu_threads  # noqa: E402
-from distil.pipeline import PipelineArguments, stage_arguments  # noqa: E402
-from distil.records import read_record  # noqa: E402
-from distil.student import train_student  # noqa: E402
-from distil.teacher import train_teacher  # noqa: E402
-from distil.transfer_set import build_transfer_set  # noqa: E402
+from distil.hardware import cpu_model, use_launch_cpu_threads
+from distil.records import read_record
+from distil.run_config import parse_run, stage_arguments
+from distil.student import train_student
+from distil.teacher import train_teacher
+from distil.transfer_set import build_transfer_set
 
 
 def timed(function, *args, **kwargs):
@@ -44,7 +41,7 @@ def mean_std(values: list[float]) -> str:
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", required=True, help="The task's pipeline config.")
+    parser.add_argument("--config", required=True, help="The task's run file.")
     parser.add_argument(
         "--output_dir", required=True, help="Where the study's teacher, transfer sets and students go."
     )
@@ -59,53 +56,56 @@ def main(argv: list[str] | None = None) -> dict:
     use_launch_cpu_threads()
 
     extra = [a for a in args.pipeline_args if a != "--"]
-    pipe = parse_args(PipelineArguments, args=["--config", args.config, "--output_dir", args.output_dir, *extra])[0]
-    dirs = pipe.stage_dirs()
-    overrides = dict(item.split("=", 1) for item in args.student_override)
+    base = ["--config", args.config, *extra]
+    overrides = [f"--student.{item.replace('=', ' ', 1)}".split(" ", 1) for item in args.student_override]
+    overrides = [part for pair in overrides for part in pair]
     runs: list[dict] = []
 
-    teacher_metrics, seconds = timed(train_teacher, *stage_arguments(pipe, "teacher", dirs["teacher"]))
+    run = parse_run([*base, "--output_dir", args.output_dir])
+    teacher_dir = run.pipe.stage_dir("teacher")
+    teacher_metrics, seconds = timed(train_teacher, *stage_arguments(run, "teacher"))
     teacher = {"accuracy": teacher_metrics["eval_accuracy"], "seconds": round(seconds, 1)}
     print(f"teacher: {teacher}", flush=True)
 
+    def variant(n_iter, *flags):
+        """The run of one transfer-set size, with the study's teacher."""
+        out = os.path.join(args.output_dir, f"n{n_iter}")
+        return parse_run([*base, "--output_dir", out, "--teacher_model", teacher_dir,
+                          "--transfer_set.n_iter", str(n_iter), *overrides, *flags])  # fmt: skip
+
+    first_student = None
     for n_iter in args.n_iter:
-        transfer_dir = os.path.join(args.output_dir, f"transfer-n{n_iter}")
-        transfer_args = stage_arguments(pipe, "augment", transfer_dir, teacher_model=dirs["teacher"], n_iter=n_iter)
-        _, transfer_seconds = timed(build_transfer_set, *transfer_args)
-        counts = read_record(transfer_dir).get("counts", {})
+        run = variant(n_iter)
+        _, transfer_seconds = timed(build_transfer_set, *stage_arguments(run, "transfer_set"))
+        counts = read_record(run.pipe.stage_dir("transfer_set")).get("counts", {})
         for rows in args.train_rows:
             for seed in args.seeds:
-                student_dir = os.path.join(args.output_dir, f"student-n{n_iter}-r{rows}-s{seed}")
-                student_args = stage_arguments(
-                    pipe, "student", student_dir, transfer_set=transfer_dir, teacher_model=dirs["teacher"],
-                    seed=seed, train_rows=rows, **overrides,
-                )  # fmt: skip
-                metrics, seconds = timed(train_student, *student_args)
-                run = {
+                run = variant(n_iter, "--student.seed", str(seed), "--student.train_rows", str(rows))
+                student_args, data_args, training_args, stage_args = stage_arguments(run, "student")
+                training_args.output_dir = os.path.join(args.output_dir, f"student-n{n_iter}-r{rows}-s{seed}")
+                first_student = first_student or training_args.output_dir
+                metrics, seconds = timed(train_student, student_args, data_args, training_args, stage_args)
+                runs.append({
                     "model": "student", "n_iter": n_iter, "train_rows": rows, "seed": seed,
                     "transfer_rows": counts.get("rows"), "transfer_seconds": round(transfer_seconds, 1),
                     "accuracy": metrics["eval_accuracy"], "macro_f1": metrics.get("eval_macro_f1"),
                     "agreement": metrics.get("eval_agreement"), "seconds": round(seconds, 1),
-                }  # fmt: skip
-                runs.append(run)
-                print(run, flush=True)
+                })  # fmt: skip
+                print(runs[-1], flush=True)
     if args.baseline:
-        start = os.path.join(args.output_dir, f"student-n{args.n_iter[0]}-r{args.train_rows[0]}-s{args.seeds[0]}")
         for rows in args.train_rows:
             for seed in args.seeds:
-                baseline_dir = os.path.join(args.output_dir, f"baseline-r{rows}-s{seed}")
-                baseline_args = stage_arguments(
-                    pipe, "baseline", baseline_dir, transfer_set=None, loss="ce", teacher_model=dirs["teacher"],
-                    tokenizer_name_or_path=start, seed=seed, train_rows=rows, **overrides,
-                )  # fmt: skip
-                metrics, seconds = timed(train_student, *baseline_args)
-                run = {
+                run = variant(args.n_iter[0], "--baseline.seed", str(seed), "--baseline.train_rows", str(rows))
+                student_args, data_args, training_args, stage_args = stage_arguments(run, "baseline")
+                student_args.tokenizer_name_or_path = first_student  # the first student's start
+                training_args.output_dir = os.path.join(args.output_dir, f"baseline-r{rows}-s{seed}")
+                metrics, seconds = timed(train_student, student_args, data_args, training_args, stage_args)
+                runs.append({
                     "model": "baseline", "n_iter": None, "train_rows": rows, "seed": seed,
                     "accuracy": metrics["eval_accuracy"], "macro_f1": metrics.get("eval_macro_f1"),
                     "seconds": round(seconds, 1),
-                }  # fmt: skip
-                runs.append(run)
-                print(run, flush=True)
+                })  # fmt: skip
+                print(runs[-1], flush=True)
 
     table = results_table(teacher, runs)
     header = (

@@ -5,7 +5,7 @@
 Builds (once, cached under `--work_dir`) a transfer set of SST-2 train with the paper's augmentation (n_iter 20,
 about 1M rows) labelled by a tiny random BERT teacher (2 layers, hidden 16, MiniLM's WordPiece tokenizer), with the
 package's own transfer-set stage. Then runs the student stage of the quickstart's student
-(`configs/sst2/student_small.yaml`: BiLSTM 150/200, pruned vocabulary, 128-d teacher embeddings) on it, each code
+(`configs/sst2.yaml`: BiLSTM 150/200, pruned vocabulary, 128-d teacher embeddings) on it, each code
 version in a fresh subprocess (`PYTHONPATH=<checkout>`, its own `recipes/train_student.py`), one after the other in
 this run, for `--max_steps` optimizer steps, and measures:
 
@@ -168,6 +168,7 @@ def drive(args) -> None:
     transformers.Trainer.__init__ = init_with_timing
 
     sys.path.insert(0, args.tree)
+    sys.path.insert(0, str(Path(args.tree) / "recipes"))  # as when run as a script; the recipe takes it off again
     spec = importlib.util.spec_from_file_location("train_student_recipe", Path(args.tree) / "recipes/train_student.py")
     recipe = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(recipe)
@@ -175,6 +176,7 @@ def drive(args) -> None:
 
     recipe_args = [
         "--config", str(Path(args.tree) / args.config),
+        "--teacher_model", MINILM,  # the tokenizer and embeddings of the quickstart's teacher
         "--transfer_set", args.transfer_set,
         "--output_dir", args.output_dir,
         "--overwrite_output_dir", "true",
@@ -295,7 +297,7 @@ def report(results: dict, machine: dict, transfer: dict, command: str) -> str:
         "",
         f"Transfer set: {transfer['train_rows']:,} train rows (SST-2 train, n_iter {transfer['n_iter']}) in "
         f"{transfer['record_batches']:,} record batches, labelled by a {transfer['teacher']}. Student: "
-        "`configs/sst2/student_small.yaml` (BiLSTM 150/200, pruned vocabulary, 128-d teacher embeddings, batch "
+        "`configs/sst2.yaml` (BiLSTM 150/200, pruned vocabulary, 128-d teacher embeddings, batch "
         f"{results[names[0]]['batch_size']}), {results[names[0]]['steps_measured']} optimizer steps per version, "
         "each version in a fresh process.",
         "",
@@ -340,7 +342,7 @@ def main() -> None:
     parser.add_argument("--work_dir", default=str(ROOT / "outputs" / "bench-student"))
     parser.add_argument("--n_iter", type=int, default=20)
     parser.add_argument("--max_train_samples", type=int, default=None, help="SST-2 sentences (unset: all).")
-    parser.add_argument("--config", default="configs/sst2/student_small.yaml")
+    parser.add_argument("--config", default="configs/sst2.yaml")
     parser.add_argument("--max_steps", type=int, default=60)
     parser.add_argument("--warmup_steps", type=int, default=10)
     parser.add_argument("--extra", default="", help="More student-recipe arguments, e.g. '--seed 1'.")

@@ -99,7 +99,7 @@ class AugmentationArguments:
         return dataclasses.replace(self, n_iter=n_iter)
 
 
-PAPER_RULES = AugmentationArguments(n_iter=20)
+PAPER_RULES = AugmentationArguments(n_iter=20)  # the paper's 20 samples per sentence
 
 
 def step_fingerprint(dataset: Dataset, step: str, **params) -> str:

@@ -1,9 +1,9 @@
-"""The YAML-aware `HfArgumentParser` every recipe and the pipeline use, and the data arguments all stages share.
+"""The YAML-aware `HfArgumentParser` behind every recipe, and the data arguments all stages share.
 
-`--config file.yaml` supplies defaults, command-line flags override them, and a key that no dataclass knows fails with
-a message naming the key and the file. The pipeline builds each stage's dataclasses from mappings
-(`parse_mapping`) through the same parser, so a value means the same in a YAML file, on the command line and in a
-pipeline override.
+`DistilArgumentParser` takes defaults from a mapping (a run file's section: `distil.run_config`) or from `--config
+file.yaml` (`parse_args`, for flat argument sets such as `python -m distil.push`), then command-line flags; values are
+converted as argparse converts them, so a value means the same in a YAML file and on the command line, and a key that
+no dataclass knows fails with a message naming the key and the file.
 """
 
 from __future__ import annotations
@@ -13,16 +13,19 @@ import math
 import os
 import shlex
 import sys
+import typing
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 import yaml
+from accelerate import PartialState
 from transformers import HfArgumentParser, SchedulerType, TrainingArguments
 
 from distil.errors import ConfigError, InputError
 from distil.hardware import use_launch_cpu_threads
 
-__all__ = ["ConfigError", "DataArguments", "DistilArgumentParser", "parse_args", "parse_mapping", "run_recipe"]
+__all__ = ["ConfigError", "DataArguments", "DistilArgumentParser", "parse_args", "recipe_default", "run_recipe"]
 
 
 @dataclass
@@ -84,10 +87,37 @@ class DataArguments:
     max_seq_length: int = field(default=128, metadata={"help": "Truncate tokenized sentences to this many tokens."})
 
 
+def recipe_default(dataclass_type, name: str, default):
+    """The field `name` of `dataclass_type` with another default, its help and choices kept: how a stage's argument
+    class (`TeacherTrainingArguments(TrainingArguments)`) carries its recipe, as trl's configs do."""
+    (parent,) = (f for f in dataclasses.fields(dataclass_type) if f.name == name)
+    return field(default=default, metadata=parent.metadata)
+
+
+LR_SCHEDULES = {
+    "constant": SchedulerType.CONSTANT,
+    "warmup": SchedulerType.LINEAR,
+    "cyclic": SchedulerType.COSINE_WITH_RESTARTS,
+}
+
+
+def check_lr_schedule(training_args: TrainingArguments, lr_schedule: str | None) -> None:
+    """A schedule name beside another `lr_scheduler_type` than the default (linear) is refused: one of them would be
+    ignored."""
+    scheduler = SchedulerType(training_args.lr_scheduler_type)
+    if lr_schedule in LR_SCHEDULES and scheduler not in (SchedulerType.LINEAR, LR_SCHEDULES[lr_schedule]):
+        raise ConfigError(
+            f"lr_schedule: {lr_schedule} sets lr_scheduler_type {LR_SCHEDULES[lr_schedule].value}, but it is set to "
+            f"{scheduler.value}; set lr_schedule to null to use lr_scheduler_type"
+        )
+
+
 def apply_lr_schedule(training_args: TrainingArguments, lr_schedule: str | None, epochs_per_cycle: float = 1.0):
-    """Map the original script's schedule names onto `TrainingArguments.lr_scheduler_type`."""
+    """Map the original script's schedule names onto `TrainingArguments.lr_scheduler_type` (`check_lr_schedule`
+    first)."""
     if lr_schedule is None:
         return training_args
+    check_lr_schedule(training_args, lr_schedule)
     if lr_schedule == "constant":
         training_args.lr_scheduler_type = SchedulerType.CONSTANT
         training_args.warmup_steps = 0
@@ -130,18 +160,37 @@ def load_yaml_config(path: str) -> dict[str, Any]:
     return config
 
 
+def null_or(convert):
+    """An argparse type: `null` (or `None`) is None, anything else `convert(text)`."""
+
+    def null_or_value(text: str):
+        return None if text in ("null", "None") else convert(text)
+
+    null_or_value.__name__ = getattr(convert, "__name__", "value")  # argparse names it in `invalid int value`
+    return null_or_value
+
+
 class DistilArgumentParser(HfArgumentParser):
     """`HfArgumentParser` that reads `--config file.yaml` first, then lets command-line flags override it."""
 
-    raise_errors = False  # parse_mapping: raise ConfigError instead of printing usage and exiting
-
-    def __init__(self, dataclass_types, **kwargs):
+    def __init__(self, dataclass_types, raise_errors: bool = False, **kwargs):
         super().__init__(dataclass_types, **kwargs)
+        self.raise_errors = raise_errors  # raise a ConfigError instead of printing the usage and exiting
+        # `--key null` unsets a field that may be None, as `key: null` does in YAML (`--student.embedding_size null`)
+        nullable = {
+            name
+            for dtype in self.dataclass_types
+            for name, hint in typing.get_type_hints(dtype).items()
+            if type(None) in typing.get_args(hint)
+        }
+        for action in self._actions:
+            if action.dest in nullable and action.nargs is None and action.type not in (None, bool):
+                action.type = null_or(action.type)
+                if action.choices is not None:
+                    action.choices = [*action.choices, None]
         # Without an accelerator the CPU is the only device: saying so up front lets several processes launched
         # together form a gloo group (`TrainingArguments` creates the run's `PartialState` when it is built).
-        from distil.distributed import accelerator_available
-
-        if "use_cpu" in self.known_keys() and not accelerator_available():
+        if "use_cpu" in self.known_keys() and not torch.accelerator.is_available():
             self.set_defaults(use_cpu=True)
 
     def error(self, message: str):
@@ -166,20 +215,7 @@ class DistilArgumentParser(HfArgumentParser):
                 action.required = False
 
     def parse_args_and_config(self, args: list[str] | None = None) -> tuple:
-        args = list(sys.argv[1:] if args is None else args)
-        config_path = None
-        if "--config" in args:
-            i = args.index("--config")
-            if i + 1 >= len(args):
-                raise ConfigError("--config needs a path to a YAML file")
-            config_path = args[i + 1]
-            del args[i : i + 2]
-        else:
-            for i, a in enumerate(args):
-                if a.startswith("--config="):
-                    config_path = a.split("=", 1)[1]
-                    del args[i]
-                    break
+        config_path, args = pop_config_arg(sys.argv[1:] if args is None else args)
         if config_path is not None:
             config = load_yaml_config(config_path)
             self.check_keys(config, config_path)
@@ -190,6 +226,19 @@ class DistilArgumentParser(HfArgumentParser):
         return tuple(parsed)
 
 
+def pop_config_arg(args: list[str]) -> tuple[str | None, list[str]]:
+    """`--config PATH` (or `--config=PATH`) taken out of `args`: the path (None without one) and the other arguments."""
+    args = list(args)
+    for i, a in enumerate(args):
+        if a == "--config":
+            if i + 1 >= len(args):
+                raise ConfigError("--config needs a path to a YAML file")
+            return args[i + 1], args[:i] + args[i + 2 :]
+        if a.startswith("--config="):
+            return a.split("=", 1)[1], args[:i] + args[i + 1 :]
+    return None, args
+
+
 def parse_args(*dataclass_types, args: list[str] | None = None) -> tuple:
     """Parse `dataclass_types` from `--config` YAML plus command-line overrides; bad arguments exit with one line."""
     parser = DistilArgumentParser(dataclass_types)
@@ -197,29 +246,6 @@ def parse_args(*dataclass_types, args: list[str] | None = None) -> tuple:
         return parser.parse_args_and_config(args)
     except ValueError as e:  # ConfigError, or a dataclass's own __post_init__ check
         parser.error(str(e))
-
-
-def parse_mapping(dataclass_types, *layers: tuple[str, dict[str, Any]]) -> tuple:
-    """Build `dataclass_types` from mappings, later layers winning, with no command line in between.
-
-    Each layer is `(source, mapping)`; a key no dataclass knows raises a `ConfigError` naming the key and its source
-    (a file name, or e.g. `student_overrides`). Values are converted exactly as `parse_args` converts them.
-    """
-    parser = DistilArgumentParser(dataclass_types)
-    parser.raise_errors = True
-    merged: dict[str, Any] = {}
-    for source, mapping in layers:
-        parser.check_keys(mapping, source)
-        merged.update(mapping)
-    parser.set_mapping_defaults(merged)
-    sources = ", ".join(source for source, _ in layers) or "arguments"
-    try:
-        *parsed, _ = parser.parse_args_into_dataclasses(args=[], return_remaining_strings=True)
-    except ConfigError as e:
-        raise ConfigError(f"{sources}: {e}") from None
-    except ValueError as e:  # a dataclass's own __post_init__ check
-        raise ConfigError(f"{sources}: {e}") from None
-    return tuple(parsed)
 
 
 def recipe_command(script: str, args: list[str] | None = None) -> str:
@@ -232,6 +258,9 @@ def run_recipe(main, prog: str) -> None:
     (config, data file, model) exits with one line naming it."""
     try:
         use_launch_cpu_threads()
+        # accelerate forms a group of CPU processes (gloo) only when told `cpu=True`; without an accelerator the CPU
+        # is the only device, so the run's state is created here before any stage asks for it
+        PartialState(cpu=not torch.accelerator.is_available())
         main()
     except (InputError, FileNotFoundError) as e:
         sys.exit(f"{prog}: error: {e}")

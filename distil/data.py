@@ -14,15 +14,21 @@ becomes one. Every check runs on Arrow columns (`pyarrow.compute`), never row by
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
 import os
+import re
+import tempfile
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset, load_from_disk
+from accelerate import PartialState
+from datasets import ClassLabel, Dataset, DatasetDict, DatasetInfo, Features, Value, load_dataset, load_from_disk
 from datasets import config as datasets_config
+from datasets.exceptions import DatasetGenerationError
+from datasets.table import InMemoryTable
 
-from distil.distributed import main_process_first
 from distil.encoding import arrow_column
 from distil.errors import InputError, TSVFormatError
 from distil.hub import hub_revision, load_errors
@@ -33,54 +39,61 @@ SST2_LABEL_NAMES = ["negative", "positive"]
 SST2_FEATURES = Features({"sentence": Value("string"), "label": ClassLabel(names=SST2_LABEL_NAMES)})
 # GLUE layout: split -> file name
 TSV_FILES = {"train": "train.tsv", "validation": "dev.tsv"}
+# The csv builder's arguments for a TSV: tab-separated, no quoting, text kept as text
+TSV_ARGUMENTS = {"sep": "\t", "quoting": csv.QUOTE_NONE, "keep_default_na": False}
+# ... and for a GLUE file: both columns read as text, a blank line kept as a row (so row N stays line N + 1)
+GLUE_TSV = {**TSV_ARGUMENTS, "skip_blank_lines": False, "converters": {"sentence": str, "label": str}}
 
 logger = logging.getLogger("distil")
 
 
-def read_glue_tsv(path: str) -> dict[str, list]:
-    """Read a `sentence<TAB>label` file (columns found by header name, tab only, no quoting, LF or CRLF)."""
-    with open(path, "rb") as f:
-        raw = f.read()
-    if not raw.strip():
-        raise TSVFormatError(f"{path}: file is empty")
+def read_glue_tsv(path: str, cache_dir: str | None = None) -> Dataset:
+    """A GLUE `sentence<TAB>label` file as `sentence` and `label` (SST-2's `ClassLabel`): read by datasets' csv
+    builder (`GLUE_TSV`: columns found by header name, tab only, no quoting, LF or CRLF, a UTF-8 BOM allowed), then
+    checked on Arrow columns. A bad file is one `TSVFormatError` naming the file and line."""
     try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line_no = raw[: e.start].count(b"\n") + 1
-        raise TSVFormatError(f"{path}:{line_no}: bytes that are not UTF-8 at byte offset {e.start}") from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    lines = [line[:-1] if line.endswith("\r") else line for line in lines]
-    if not lines:
-        raise TSVFormatError(f"{path}: file is empty")
-
-    header = lines[0].split("\t")
+        raw = load_dataset("csv", data_files={"train": path}, split="train", cache_dir=cache_dir, **GLUE_TSV)
+    except DatasetGenerationError as e:
+        raise tsv_error(path, e.__cause__ or e) from None
+    except ValueError as e:  # the split has no rows: `Instruction "train" corresponds to no data!`
+        raise TSVFormatError(f"{path}: no rows after the header") from e
     for column in ("sentence", "label"):
-        if column not in header:
-            raise TSVFormatError(f"{path}:1: missing column {column!r} in header {header!r}")
-    n_fields = len(header)
-    s_idx, l_idx = header.index("sentence"), header.index("label")
+        if column not in raw.column_names:
+            raise TSVFormatError(f"{path}:1: missing column {column!r} in header {raw.column_names!r}")
+    sentences, labels = arrow_column(raw, "sentence"), pc.utf8_trim_whitespace(arrow_column(raw, "label"))
+    empty = pc.equal(pc.utf8_length(pc.utf8_trim_whitespace(sentences)), 0)
+    row = _first(pc.or_(empty, pc.invert(pc.is_in(labels, value_set=pa.array(["0", "1"])))))
+    if row is not None:  # row N of the data is line N + 1 (no quoting: no line breaks inside a field)
+        if empty[row].as_py():
+            raise TSVFormatError(f"{path}:{row + 2}: empty sentence")
+        raise TSVFormatError(
+            f"{path}:{row + 2}: label must be 0 or 1 ({', '.join(SST2_LABEL_NAMES)}), got {labels[row].as_py()!r}"
+        )
+    table = pa.table(
+        {"sentence": pc.cast(sentences, pa.string()), "label": pc.cast(pc.equal(labels, "1"), pa.int64())}
+    )
+    return Dataset(InMemoryTable(table), info=DatasetInfo(features=SST2_FEATURES))
 
-    sentences, labels = [], []
-    for line_no, line in enumerate(lines[1:], start=2):
-        fields = line.split("\t")
-        if len(fields) != n_fields:
-            raise TSVFormatError(f"{path}:{line_no}: expected {n_fields} tab-separated fields, found {len(fields)}")
-        sentence, label = fields[s_idx], fields[l_idx].strip()
-        if not sentence.strip():
-            raise TSVFormatError(f"{path}:{line_no}: empty sentence")
-        if label not in ("0", "1"):
-            raise TSVFormatError(
-                f"{path}:{line_no}: label must be 0 or 1 ({', '.join(SST2_LABEL_NAMES)}), got {label!r}"
-            )
-        sentences.append(sentence)
-        labels.append(int(label))
-    if not sentences:
-        raise TSVFormatError(f"{path}: no rows after the header")
-    return {"sentence": sentences, "label": labels}
+
+def tsv_error(path: str, error: BaseException) -> TSVFormatError:
+    """One line for a TSV the csv builder could not read: an empty file, a line with another number of fields, or
+    bytes that are not UTF-8 (located in the file itself: the parser's offset counts from its buffer)."""
+    if isinstance(error, UnicodeDecodeError):
+        with open(path, "rb") as f:
+            raw = f.read()
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as e:
+            line = raw[: e.start].count(b"\n") + 1
+            return TSVFormatError(f"{path}:{line}: bytes that are not UTF-8 at byte offset {e.start}")
+    if isinstance(error, pd.errors.EmptyDataError):
+        return TSVFormatError(f"{path}: file is empty")
+    fields = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(error))
+    if fields:
+        expected, line, found = fields.groups()
+        return TSVFormatError(f"{path}:{line}: expected {expected} tab-separated fields, found {found}")
+    reason = next((ln.strip() for ln in str(error).splitlines() if ln.strip()), type(error).__name__)
+    return TSVFormatError(f"{path}: cannot be read as a GLUE TSV: {reason}")
 
 
 def load_sst2_tsv(data_dir: str, cache_dir: str | None = None) -> DatasetDict:
@@ -93,15 +106,11 @@ def load_sst2_tsv(data_dir: str, cache_dir: str | None = None) -> DatasetDict:
             raise InputError(f"{path}: not found (data_dir needs {', '.join(TSV_FILES.values())})")
     cache_root = cache_dir or datasets_config.HF_DATASETS_CACHE
     target = os.path.join(str(cache_root), "distil_sst2_tsv", tsv_fingerprint(data_dir))
-    with main_process_first():  # the main process builds the cache; the others wait, then read it
+    with PartialState().main_process_first():  # the main process builds the cache; the others wait, then read it
         if not os.path.isdir(target):
-            splits = DatasetDict(
-                {
-                    split: Dataset.from_dict(read_glue_tsv(path), features=SST2_FEATURES)
-                    for split, path in paths.items()
-                }
-            )
-            with atomic_directory(target) as tmp:  # an interrupted run never leaves a half-written cache
+            # the csv builder's own cache is temporary: a bad file leaves nothing, a good one is stored once, here
+            with tempfile.TemporaryDirectory(prefix="distil-tsv-") as raw_cache, atomic_directory(target) as tmp:
+                splits = DatasetDict({split: read_glue_tsv(path, raw_cache) for split, path in paths.items()})
                 splits.save_to_disk(tmp)
     return load_from_disk(target)
 
@@ -134,7 +143,7 @@ KNOWN_LABEL_NAMES = {"stanfordnlp/sst2": SST2_LABEL_NAMES, "sst2": SST2_LABEL_NA
 # File extension -> datasets builder and its arguments. TSV follows GLUE: tab-separated, no quoting.
 FILE_BUILDERS = {
     ".csv": ("csv", {"keep_default_na": False}),
-    ".tsv": ("csv", {"sep": "\t", "quoting": 3, "keep_default_na": False}),
+    ".tsv": ("csv", TSV_ARGUMENTS),
     ".jsonl": ("json", {}),
     ".json": ("json", {}),
     ".parquet": ("parquet", {}),
@@ -352,7 +361,8 @@ def load_data(
     if data_dir:
         splits = load_sst2_tsv(data_dir, cache_dir=cache_dir)
     else:
-        with main_process_first():  # the main process builds the caches; the others wait, then read them
+        # the main process builds the caches; the others wait, then read them
+        with PartialState().main_process_first():
             splits = _load_task(args, cache_dir)
     for split, cap in (("train", max_train_samples), ("validation", max_eval_samples)):
         if cap is not None and cap < len(splits[split]):

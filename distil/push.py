@@ -36,9 +36,11 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from accelerate import PartialState
+from accelerate.utils import wait_for_everyone
+
 from distil.cards import load_benchmark, model_card, transfer_set_card
 from distil.configs import parse_args, run_recipe
-from distil.distributed import is_main_process, wait_for_everyone
 from distil.errors import ConfigError, InputError
 from distil.hub import HubArguments, transport_errors
 
@@ -201,7 +203,7 @@ def create_repos(hub: HubArguments, *, teacher_dir: str | None = None) -> None:
         return
     if hub.hub_teacher_id and teacher_dir is None:
         raise ConfigError("hub_teacher_id: the teacher is not a local folder, so there is nothing to push")
-    if not is_main_process():
+    if not PartialState().is_main_process:
         return
     for repo_id, repo_type in (
         (hub.hub_dataset_id, "dataset"),
@@ -227,7 +229,7 @@ def publish(
     it; the others wait for the main one."""
     if not hub.push_to_hub:
         return
-    if is_main_process():
+    if PartialState().is_main_process:
         push_outputs(hub, model_dir, transfer_set_dir, teacher_dir, results, retry)
     wait_for_everyone()
 

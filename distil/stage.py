@@ -23,9 +23,10 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
+from accelerate import PartialState
+from accelerate.utils import wait_for_everyone
 from transformers.trainer_utils import IntervalStrategy, SaveStrategy, sort_checkpoints
 
-from distil.distributed import is_main_process, wait_for_everyone
 from distil.errors import ConfigError
 from distil.hardware import cpu_threads_description
 from distil.metrics import add_perplexity
@@ -76,7 +77,7 @@ class StageOutput:
         if self.args.overwrite_output_dir:
             if record is not None or os.path.isdir(self.output_dir):
                 logger.info("%s: overwrite_output_dir, starting fresh in %s", self.name, self.output_dir)
-            if is_main_process():
+            if PartialState().is_main_process:
                 clear_stage_dir(self.output_dir)
             wait_for_everyone()
             return False
@@ -104,7 +105,7 @@ class StageOutput:
         """Record the signature as running (checkpoints written from now on belong to it); drop the checkpoints of an
         earlier run that this one does not continue, never `keep` (the checkpoint it resumes from). Main process only
         writes; everyone waits."""
-        if is_main_process():
+        if PartialState().is_main_process:
             record = read_record(self.output_dir)
             if record is not None and not self.signature.continues(record):
                 kept = os.path.realpath(keep) if keep else None

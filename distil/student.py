@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datasets import DatasetDict
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments, set_seed
 
-from distil.configs import DataArguments, apply_lr_schedule
+from distil.configs import DataArguments, apply_lr_schedule, recipe_default
 from distil.data import LABEL_COLUMN, TEXT_COLUMN, data_fingerprint, label_names_of, load_data_from_args
 from distil.embeddings import AUTO_EMBEDDING_INIT, initial_embeddings, set_input_embeddings
 from distil.encoding import WordCacheEncoder, WordTable, arrow_column, distinct_words, encode_dataset
@@ -76,7 +76,7 @@ class StudentArguments:
         },
     )
     prune_vocab: bool = field(
-        default=False,
+        default=True,
         metadata={
             "help": "`tokenizer=teacher`: keep only the WordPieces of the training sentences (plus the special "
             "tokens and single ASCII characters), each starting from the teacher's row; any other word splits into "
@@ -119,15 +119,23 @@ class StudentArguments:
         },
     )
     embedding_size: int | None = field(
-        default=None,
+        default=128,
         metadata={
-            "help": "Embedding width. Unset: the width of the initial vectors (300 for random). Narrower than the "
-            "initial vectors: they are projected onto their top principal components."
+            "help": "Embedding width. Unset (null): the width of the initial vectors (300 for random). Narrower than "
+            "the initial vectors: they are projected onto their top principal components."
         },
     )
-    hidden_size: int = field(default=300, metadata={"help": "LSTM hidden size per direction (300 in the paper)."})
+    hidden_size: int = field(
+        default=150,
+        metadata={
+            "help": "LSTM hidden size per direction (150: the authors' released SST-2 configuration; the paper's text: 300)."
+        },
+    )
     num_layers: int = field(default=1, metadata={"help": "Stacked BiLSTM layers."})
-    classifier_hidden_size: int = field(default=400, metadata={"help": "Hidden width of the MLP classifier (400)."})
+    classifier_hidden_size: int = field(
+        default=200,
+        metadata={"help": "Hidden width of the MLP classifier (200, as released for SST-2; the paper's text: 400)."},
+    )
     classifier_dropout: float = field(default=0.15, metadata={"help": "Dropout in the MLP classifier."})
     use_multichannel_embedding: bool = field(
         default=False, metadata={"help": "Convolutional multichannel embedding (filters 2/4/6, 64 channels)."}
@@ -216,6 +224,35 @@ class StudentArguments:
         for name in ("embedding_size", "max_transfer_samples"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1 or unset, got {getattr(self, name)}")
+
+
+@dataclass
+class StudentDataArguments(DataArguments):
+    """`DataArguments` with the student's sentence length: the BiLSTM reads at most 64 tokens."""
+
+    max_seq_length: int = recipe_default(DataArguments, "max_seq_length", 64)
+
+
+@dataclass
+class StudentTrainingArguments(TrainingArguments):
+    """`TrainingArguments` with the student's recipe as defaults: batch 128, learning rate 4e-3 decayed linearly
+    without warmup, batches of similar lengths. How long it trains and when it evaluates and saves follow the data
+    (`StudentArguments.train_rows`, `evaluations`): no `eval_strategy` is set here, and checkpoints are on."""
+
+    num_train_epochs: float = recipe_default(TrainingArguments, "num_train_epochs", 2)
+    per_device_train_batch_size: int = recipe_default(TrainingArguments, "per_device_train_batch_size", 128)
+    per_device_eval_batch_size: int = recipe_default(TrainingArguments, "per_device_eval_batch_size", 256)
+    learning_rate: float = recipe_default(TrainingArguments, "learning_rate", 4e-3)
+    save_total_limit: int | None = recipe_default(TrainingArguments, "save_total_limit", 1)
+    logging_steps: float = recipe_default(TrainingArguments, "logging_steps", 100)
+    train_sampling_strategy: str = recipe_default(TrainingArguments, "train_sampling_strategy", "group_by_length")
+
+
+@dataclass
+class BaselineTrainingArguments(StudentTrainingArguments):
+    """The student's training defaults for the cross-entropy baseline, at learning rate 1e-3."""
+
+    learning_rate: float = recipe_default(TrainingArguments, "learning_rate", 1e-3)
 
 
 def load_splits(student_args: StudentArguments, data_args: DataArguments) -> DatasetDict:

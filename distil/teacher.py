@@ -19,7 +19,7 @@ from transformers import (
     set_seed,
 )
 
-from distil.configs import DataArguments, apply_lr_schedule
+from distil.configs import DataArguments, apply_lr_schedule, recipe_default
 from distil.data import data_fingerprint, label_names_of, load_data_from_args, tokenize_splits
 from distil.errors import ConfigError
 from distil.hub import load_errors, resolve_model_path
@@ -54,11 +54,11 @@ class TeacherArguments:
     )
     cache_dir: str | None = field(default=None, metadata={"help": "Where to cache models downloaded from the Hub."})
     lr_schedule: str | None = field(
-        default=None,
+        default="warmup",
         metadata={
             "help": "The original script's schedule names: `constant`, `warmup` (linear warmup for `warmup_steps`, "
             "then linear decay) or `cyclic` (cosine with restarts, one cycle every `epochs_per_cycle` epochs). "
-            "Unset: use `lr_scheduler_type` as given.",
+            "Unset (null): use `lr_scheduler_type` as given.",
             "choices": ["constant", "warmup", "cyclic"],
         },
     )
@@ -93,6 +93,22 @@ class TeacherArguments:
         for name in ("train_rows", "evaluations"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
+
+
+@dataclass
+class TeacherTrainingArguments(TrainingArguments):
+    """`TrainingArguments` with the teacher's recipe as defaults: one epoch at batch 32 and learning rate 1e-4 with a
+    10% linear warmup, weight decay 0.01, batches of similar lengths, a checkpoint every 500 steps (the last kept)."""
+
+    num_train_epochs: float = recipe_default(TrainingArguments, "num_train_epochs", 1)
+    per_device_train_batch_size: int = recipe_default(TrainingArguments, "per_device_train_batch_size", 32)
+    per_device_eval_batch_size: int = recipe_default(TrainingArguments, "per_device_eval_batch_size", 128)
+    learning_rate: float = recipe_default(TrainingArguments, "learning_rate", 1e-4)
+    warmup_steps: float = recipe_default(TrainingArguments, "warmup_steps", 0.1)
+    weight_decay: float = recipe_default(TrainingArguments, "weight_decay", 0.01)
+    save_total_limit: int | None = recipe_default(TrainingArguments, "save_total_limit", 1)
+    logging_steps: float = recipe_default(TrainingArguments, "logging_steps", 100)
+    train_sampling_strategy: str = recipe_default(TrainingArguments, "train_sampling_strategy", "group_by_length")
 
 
 def teacher_signature(

@@ -17,12 +17,13 @@ import itertools
 import json
 import logging
 import os
-from collections import Counter
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Iterator
 
 import pyarrow as pa
 from tokenizers import AddedToken, Regex, Tokenizer, normalizers, pre_tokenizers
 from tokenizers.models import WordLevel
+from tokenizers.trainers import WordLevelTrainer
 from transformers import AutoTokenizer, PreTrainedTokenizerBase, PreTrainedTokenizerFast
 
 from distil.encoding import WordCacheEncoder, distinct_words, iter_texts
@@ -44,16 +45,10 @@ def word_pre_tokenizer() -> pre_tokenizers.PreTokenizer:
     return pre_tokenizers.Split(Regex(WORD_PATTERN), behavior="removed", invert=True)
 
 
-def _split_words(backend: Tokenizer, sentence: str, mask_token: str | None) -> list[str]:
-    """Normalize and pre-tokenize `sentence` exactly as `backend` will, keeping `mask_token` whole."""
-    pieces = sentence.split(mask_token) if mask_token else [sentence]
-    words = []
-    for i, piece in enumerate(pieces):
-        if i:
-            words.append(mask_token)
-        normalized = backend.normalizer.normalize_str(piece) if backend.normalizer else piece
-        words.extend(w for w, _ in backend.pre_tokenizer.pre_tokenize_str(normalized))
-    return words
+def word_pieces(sentences: Iterable[str], mask_token: str | None) -> Iterator[str]:
+    """The text of `sentences` around each `mask_token`: the mask token is a special token, kept out of the counts."""
+    for sentence in sentences:
+        yield from sentence.split(mask_token) if mask_token else (sentence,)
 
 
 def build_word_tokenizer(
@@ -65,29 +60,21 @@ def build_word_tokenizer(
 ) -> PreTrainedTokenizerFast:
     """A lowercased word-level tokenizer over the words of `sentences` (`[PAD]`=0, `[UNK]`=1, then the mask token).
 
-    Words are ordered by decreasing count, ties alphabetically, so the same data always gives the same ids.
-    `max_vocab_size` counts the special tokens.
+    `tokenizers`' `WordLevelTrainer` counts the words: ordered by decreasing count, ties alphabetically, so the same
+    data always gives the same ids. `max_vocab_size` counts the special tokens.
     """
     specials = [PAD_TOKEN, UNK_TOKEN] + ([mask_token] if mask_token else [])
-    backend = Tokenizer(WordLevel({t: i for i, t in enumerate(specials)}, unk_token=UNK_TOKEN))
+    backend = Tokenizer(WordLevel(unk_token=UNK_TOKEN))
     backend.normalizer = normalizers.Lowercase()
     backend.pre_tokenizer = word_pre_tokenizer()
-
-    counts = Counter()
-    for sentence in sentences:
-        counts.update(_split_words(backend, sentence, mask_token))
-    for token in specials:
-        counts.pop(token, None)
-    words = sorted((w for w, c in counts.items() if c >= min_frequency), key=lambda w: (-counts[w], w))
-    if max_vocab_size is not None:
-        words = words[: max(0, max_vocab_size - len(specials))]
-    vocab = {token: i for i, token in enumerate(specials + words)}
-
-    backend = Tokenizer(WordLevel(vocab, unk_token=UNK_TOKEN))
-    backend.normalizer = normalizers.Lowercase()
-    backend.pre_tokenizer = word_pre_tokenizer()
-    # Special tokens are matched on the raw text, before lowercasing and splitting: `[MASK]` stays one token.
-    backend.add_special_tokens([AddedToken(t, special=True, normalized=False) for t in specials])
+    trainer = WordLevelTrainer(
+        vocab_size=max(max_vocab_size or sys.maxsize, len(specials)),
+        min_frequency=min_frequency,
+        show_progress=False,
+        # matched on the raw text, before lowercasing and splitting: `[MASK]` stays one token
+        special_tokens=[AddedToken(t, special=True, normalized=False) for t in specials],
+    )
+    backend.train_from_iterator(word_pieces(sentences, mask_token), trainer)
     return PreTrainedTokenizerFast(
         tokenizer_object=backend,
         pad_token=PAD_TOKEN,

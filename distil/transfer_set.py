@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 import datasets
 import numpy as np
+from accelerate import PartialState
 from transformers import AutoConfig, AutoTokenizer, set_seed
 
 from distil.augment import (
@@ -30,7 +31,6 @@ from distil.augment import (
 )
 from distil.configs import DataArguments
 from distil.data import data_fingerprint, label_names_of, load_data_from_args
-from distil.distributed import process_state
 from distil.errors import ConfigError
 from distil.hardware import precision_name, resolve_autocast
 from distil.hub import load_errors
@@ -166,7 +166,7 @@ def build_transfer_set(
         raise ConfigError("teacher_model: required, a fine-tuned sequence classifier to label the transfer set")
     set_seed(args.seed)
     setup_logging(logging.INFO, library_level=logging.WARNING)
-    state = process_state()
+    state = PartialState()
     logger.info("Transfer-set arguments %s, rules %s", args, rules)
 
     # Inputs: fail before any work, with one line naming the field

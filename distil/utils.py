@@ -90,6 +90,18 @@ def atomic_directory(output_dir: str):
         shutil.rmtree(old, ignore_errors=True)
 
 
+def record_name(obj) -> str:
+    """The name an argument object is recorded under: its class, or for a class that only changes defaults (the same
+    fields, e.g. `TeacherTrainingArguments`) the class it specialises, so `run_args.json` always has `TrainingArguments`
+    and `DataArguments` for the cards to read."""
+    cls = type(obj)
+    while dataclasses.is_dataclass(cls.__base__) and {f.name for f in dataclasses.fields(cls.__base__)} == {
+        f.name for f in dataclasses.fields(cls)
+    }:
+        cls = cls.__base__
+    return cls.__name__
+
+
 def save_run_args(
     output_dir: str, *arg_objects, filename: str = "run_args.json", command: str | None = None, help_of=()
 ) -> str:
@@ -102,11 +114,10 @@ def save_run_args(
         values = obj.to_dict() if hasattr(obj, "to_dict") else dataclasses.asdict(obj)
         if values.get("hub_token") is not None:
             values["hub_token"] = "<HUB_TOKEN>"
-        payload[type(obj).__name__] = values
+        payload[record_name(obj)] = values
     if help_of:
         payload["help"] = {
-            type(obj).__name__: {f.name: f.metadata.get("help", "") for f in dataclasses.fields(obj)}
-            for obj in help_of
+            record_name(obj): {f.name: f.metadata.get("help", "") for f in dataclasses.fields(obj)} for obj in help_of
         }
     if command is not None:
         payload["command"] = re.sub(r"(--hub_token[= ])\S+", r"\1<HUB_TOKEN>", command)

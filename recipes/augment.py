@@ -1,28 +1,26 @@
-"""Stage 2: build the transfer set (SST-2 train POS-tagged, augmented and labelled with teacher logits;
-`distil.transfer_set`).
+"""Stage 2: build the transfer set: the run's train split POS-tagged, augmented and labelled with teacher logits
+(`distil.transfer_set`).
 
-    accelerate launch recipes/augment.py --config configs/sst2/augment.yaml
+    accelerate launch --cpu recipes/augment.py --config configs/sst2.yaml
+
+With a run file it builds exactly the pipeline's transfer set (the file's data and `transfer_set:` section, the run's
+teacher, into `output_dir/transfer_set`); its own flags (`--n_iter`, `--teacher_model`, `--output_dir`, ...) or the
+dotted ones (`--transfer_set.n_iter`) come after. Without a file: the package defaults and the flags.
 """
 
 from __future__ import annotations
 
-import os
-import sys
-
-# Run as a script, this folder comes first on sys.path, where `recipes/distil.py` would shadow the package.
-sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
+import _recipes  # noqa: F401  (first: recipes/distil.py must not shadow the package)
 import datasets
 
-from distil.augment import AugmentationArguments
-from distil.configs import DataArguments, parse_args, recipe_command, run_recipe
+from distil.configs import recipe_command, run_recipe
 from distil.push import published
-from distil.stage import StageArguments
-from distil.transfer_set import TransferSetArguments, build_transfer_set
+from distil.run_config import parse_stage
+from distil.transfer_set import build_transfer_set
 
 
 def main(args: list[str] | None = None) -> datasets.DatasetDict:
-    parsed = parse_args(TransferSetArguments, AugmentationArguments, DataArguments, StageArguments, args=args)
+    parsed = parse_stage(["transfer_set"], args)
     return published(build_transfer_set, parsed, command=recipe_command("recipes/augment.py", args))
 
 

@@ -1,32 +1,31 @@
-"""The whole pipeline: teacher -> transfer set -> BiLSTM student, then a teacher-vs-student report
-(`distil.pipeline`).
+"""The whole pipeline: teacher -> transfer set -> BiLSTM student (and a cross-entropy baseline), then a
+teacher-vs-student report (`distil.pipeline`).
 
-    accelerate launch recipes/distil.py --config configs/sst2/quickstart.yaml
+    accelerate launch --cpu recipes/distil.py --config configs/sst2.yaml
+    accelerate launch --cpu recipes/distil.py --train_file my.csv --text_column text --label_column label
 
-Each stage keeps its own YAML config (`teacher_config`, `augment_config`, `student_config`); the pipeline passes the
-shared settings (data, caps, seed, `n_iter`) and per-stage overrides (`student_overrides: {num_train_epochs: 3}`) to
-the stage functions. A stage whose output is done is skipped, so a re-run resumes where the last one stopped.
+One YAML file per run (`distil.run_config`): the data and the run's settings at the top, a section per stage
+(`teacher:`, `transfer_set:`, `student:`, `baseline:`) holding what differs from the package defaults; on the command
+line, `--output_dir ...` sets a top-level key and `--student.num_train_epochs 3` a section's. A stage whose output is
+done is skipped, so a re-run resumes where the last one stopped.
 """
 
 from __future__ import annotations
 
-import os
-import sys
+import _recipes  # noqa: F401  (first: this file must not shadow the package)
 
-# Run as a script, this folder comes first on sys.path, where `recipes/distil.py` would shadow the package.
-sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
-from distil.configs import parse_args, recipe_command, run_recipe
-from distil.pipeline import PipelineArguments, run_pipeline, stage_plan
+from distil.configs import recipe_command, run_recipe
+from distil.pipeline import run_pipeline
 from distil.push import create_repos, publish_run
+from distil.run_config import parse_run, stage_plan
 
 
 def main(args: list[str] | None = None) -> dict:
-    (pipe,) = parse_args(PipelineArguments, args=args)
-    plan = stage_plan(pipe)  # every stage's arguments, checked
-    create_repos(pipe, teacher_dir=pipe.local_teacher())  # a wrong token or an unreachable Hub fails before any stage
-    results = run_pipeline(pipe, command=recipe_command("recipes/distil.py", args), plan=plan)
-    publish_run(pipe, results)
+    run = parse_run(args)
+    plan = stage_plan(run)  # every stage's arguments, checked
+    create_repos(run.pipe, teacher_dir=run.pipe.local_teacher())  # a wrong token or an unreachable Hub fails first
+    results = run_pipeline(run, command=recipe_command("recipes/distil.py", args), plan=plan)
+    publish_run(run.pipe, results)
     return results
 
 

@@ -1,31 +1,27 @@
-"""Stage 3: train the BiLSTM student (`distil.student`): distil from a transfer set, or the cross-entropy baseline.
+"""Stage 3: train the BiLSTM student (`distil.student`): distilled from a transfer set, or the cross-entropy baseline.
 
-# distil: MSE on the teacher's logits of a transfer set (written by recipes/augment.py)
-accelerate launch recipes/train_student.py --config configs/sst2/student.yaml
-# baseline: the same student trained with cross-entropy on train.tsv, no teacher
-accelerate launch recipes/train_student.py --config configs/sst2/baseline.yaml
+    # distil: MSE on the teacher's logits of the run's transfer set (written by recipes/augment.py)
+    accelerate launch --cpu recipes/train_student.py --config configs/sst2.yaml
+    # the baseline: the same student trained with cross-entropy on the gold labels (the `baseline:` section)
+    accelerate launch --cpu recipes/train_student.py --config configs/trec.yaml --stage baseline
+
+With a run file it trains exactly the pipeline's student (or baseline); its own flags (`--hidden_size`,
+`--transfer_set`, `--output_dir`, ...) or the dotted ones (`--student.hidden_size`) come after. Without a file: the
+package defaults and the flags (no `--transfer_set`: the baseline).
 """
 
 from __future__ import annotations
 
-import os
-import sys
+import _recipes  # noqa: F401  (first: recipes/distil.py must not shadow the package)
 
-# Run as a script, this folder comes first on sys.path, where `recipes/distil.py` would shadow the package.
-sys.path = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
-
-from transformers import TrainingArguments
-
-from distil.configs import DataArguments, parse_args, run_recipe
+from distil.configs import run_recipe
 from distil.push import published
-from distil.stage import StageArguments
-from distil.student import StudentArguments, train_student
+from distil.run_config import parse_stage
+from distil.student import train_student
 
 
 def main(args: list[str] | None = None) -> dict[str, float]:
-    return published(
-        train_student, parse_args(StudentArguments, DataArguments, TrainingArguments, StageArguments, args=args)
-    )
+    return published(train_student, parse_stage(["student", "baseline"], args))
 
 
 if __name__ == "__main__":

@@ -48,29 +48,34 @@ def toy_rows(n: int, seed: int = 0) -> list[tuple[str, int]]:
     return rows
 
 
+def run_file(path: Path, top: dict, **sections: dict) -> Path:
+    """Write a run file (`distil.run_config`): the `top` keys, then a section per keyword."""
+    import yaml
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    top = {k: str(v) if isinstance(v, Path) else v for k, v in top.items()}
+    path.write_text(yaml.safe_dump({**top, **sections}, sort_keys=False))
+    return path
+
+
+TINY_TEACHER = {"max_steps": 4, "per_device_train_batch_size": 16, "save_strategy": "no", "learning_rate": 1e-3}
+TINY_STUDENT = {
+    "tokenizer": "word", "embedding_size": 16, "hidden_size": 8, "classifier_hidden_size": 8, "num_train_epochs": 1,
+    "train_rows": 0, "per_device_train_batch_size": 32, "save_strategy": "no", "eval_strategy": "no", "learning_rate": 1e-2,
+}  # fmt: skip
+
+
 def tiny_pipeline_args(tmp_path: Path, tiny_bert_dir: Path, toy_data_dir: Path) -> list[str]:
-    """`recipes/distil.py` arguments for the whole pipeline on toy data with tiny models (stage configs written to
-    `tmp_path`; the run goes to `tmp_path / "run"`)."""
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    teacher = tmp_path / "teacher.yaml"
-    teacher.write_text(
-        f"model_name_or_path: {tiny_bert_dir}\ndata_dir: {toy_data_dir}\nmax_steps: 4\n"
-        "per_device_train_batch_size: 16\nsave_strategy: 'no'\nreport_to: none\nlearning_rate: 1.0e-3\n"
+    """`recipes/distil.py` arguments for the whole pipeline on toy data with tiny models (the run file written to
+    `tmp_path / "run.yaml"`, its student section last; the run goes to `tmp_path / "run"`)."""
+    config = run_file(
+        tmp_path / "run.yaml",
+        {"data_dir": toy_data_dir},
+        teacher={"model_name_or_path": str(tiny_bert_dir), **TINY_TEACHER},
+        transfer_set={"n_iter": 5, "num_proc": 1, "label_shard_rows": 64},
+        student=TINY_STUDENT,
     )
-    augment = tmp_path / "augment.yaml"
-    augment.write_text(f"data_dir: {toy_data_dir}\nn_iter: 5\nnum_proc: 1\nlabel_shard_rows: 64\n")
-    student = tmp_path / "student.yaml"
-    student.write_text(
-        f"data_dir: {toy_data_dir}\ntokenizer: word\nembedding_size: 16\nhidden_size: 8\n"
-        "classifier_hidden_size: 8\nnum_train_epochs: 1\ntrain_rows: 0\nper_device_train_batch_size: 32\nsave_strategy: 'no'\n"
-        "eval_strategy: 'no'\nreport_to: none\nlearning_rate: 1.0e-2\n"
-    )
-    return [
-        "--teacher_config", str(teacher),
-        "--augment_config", str(augment),
-        "--student_config", str(student),
-        "--output_dir", str(tmp_path / "run"),
-    ]  # fmt: skip
+    return ["--config", str(config), "--output_dir", str(tmp_path / "run")]
 
 
 @pytest.fixture(scope="session")
@@ -170,28 +175,18 @@ def hub_server(tmp_path_factory):
 def tiny_run(tmp_path_factory, tiny_bert_dir, toy_data_dir) -> dict:
     """A finished pipeline run on toy data (tiny teacher, transfer set, student): `dir`, `args` (the pipeline's
     command line, without push settings) and `results` (its teacher-vs-student evaluation)."""
-    from distil.configs import parse_args, recipe_command
-    from distil.pipeline import PipelineArguments, run_pipeline
+    from distil.configs import recipe_command
+    from distil.pipeline import run_pipeline
+    from distil.run_config import parse_run
 
     d = tmp_path_factory.mktemp("tiny_run")
-    (d / "teacher.yaml").write_text(
-        f"model_name_or_path: {tiny_bert_dir}\ndata_dir: {toy_data_dir}\nmax_steps: 4\nmax_seq_length: 32\n"
-        "per_device_train_batch_size: 16\nsave_strategy: 'no'\nreport_to: none\nlearning_rate: 1.0e-3\n"
+    config = run_file(
+        d / "run.yaml",
+        {"data_dir": toy_data_dir},
+        teacher={"model_name_or_path": str(tiny_bert_dir), "max_seq_length": 32, **TINY_TEACHER},
+        transfer_set={"n_iter": 3, "num_proc": 1, "max_seq_length": 32},
+        student={**TINY_STUDENT, "max_seq_length": 32, "num_train_epochs": 3, "max_steps": 6},
     )
-    (d / "augment.yaml").write_text(f"data_dir: {toy_data_dir}\nn_iter: 3\nnum_proc: 1\nmax_seq_length: 32\n")
-    (d / "student.yaml").write_text(
-        f"data_dir: {toy_data_dir}\ntokenizer: word\nembedding_size: 16\nhidden_size: 8\nmax_seq_length: 32\n"
-        "classifier_hidden_size: 8\nmax_steps: 6\nper_device_train_batch_size: 32\nsave_strategy: 'no'\n"
-        "eval_strategy: 'no'\nreport_to: none\nlearning_rate: 1.0e-2\n"
-    )
-    args = [
-        "--teacher_config", str(d / "teacher.yaml"),
-        "--augment_config", str(d / "augment.yaml"),
-        "--student_config", str(d / "student.yaml"),
-        "--output_dir", str(d / "run"),
-        "--use_cpu", "true",
-    ]  # fmt: skip
-    results = run_pipeline(
-        *parse_args(PipelineArguments, args=args), command=recipe_command("recipes/distil.py", args)
-    )
+    args = ["--config", str(config), "--output_dir", str(d / "run"), "--use_cpu", "true"]
+    results = run_pipeline(parse_run(args), command=recipe_command("recipes/distil.py", args))
     return {"dir": d / "run", "args": args, "results": results}

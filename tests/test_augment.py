@@ -125,7 +125,7 @@ def test_masking_rate_over_many_sentences(table):
     masked = total = 0
     for idx in range(200):
         samples = augment_ids(
-            word_ids, tag_ids, table, row_rng(1, idx), AugmentationArguments(p_pos=0, p_ng=0, p_mask=0.1, n_iter=20)
+            word_ids, tag_ids, table, row_rng(1, idx), AugmentationArguments(n_iter=20, p_pos=0, p_ng=0, p_mask=0.1)
         )
         assert len(samples) >= 18  # P(no mask in 63 words) = 0.9**63, about 0.1%
         masked += (samples == table.mask_id).sum()

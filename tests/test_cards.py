@@ -101,7 +101,7 @@ def test_dataset_card_records_the_run(tiny_run):
     assert "| `teacher_logits` | `List(float32, length=2)` |" in text
     assert "| `label` | `ClassLabel(negative, positive)` |" in text
     assert "[`me/teacher`](/me/teacher)" in text and 'load_dataset("me/ts")' in text
-    assert "accelerate launch recipes/distil.py --teacher_config" in text  # the command, from run_args.json
+    assert "accelerate launch recipes/distil.py --config" in text  # the command, from run_args.json
 
 
 def test_hub_id_of(tmp_path):

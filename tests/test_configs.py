@@ -4,9 +4,7 @@ from transformers import TrainingArguments
 from distil.configs import ConfigError, DataArguments, apply_lr_schedule, parse_args
 from distil.teacher import TeacherArguments
 
-from .conftest import ROOT, error_line, run_script
-
-STAGES = ("teacher", "augment", "student")
+from .conftest import error_line, run_script
 
 
 def _parse(tmp_path, yaml_text, cli=()):
@@ -91,17 +89,16 @@ def test_out_of_range_augmentation_is_named(toy_data_dir, tiny_bert_dir, tmp_pat
     assert not out.exists()
 
 
-def test_out_of_range_in_a_pipeline_names_the_field_and_its_sources(toy_data_dir, tmp_path):
-    from distil.pipeline import PipelineArguments, run_pipeline
+def test_out_of_range_in_a_pipeline_names_the_section_and_field(toy_data_dir, tmp_path):
+    from distil.pipeline import run_pipeline
+    from distil.run_config import parse_run
 
     out = tmp_path / "run"
-    configs = {f"{stage}_config": str(ROOT / "configs" / "sst2" / f"{stage}.yaml") for stage in STAGES}
-    pipe = PipelineArguments(output_dir=str(out), data_dir=str(toy_data_dir), n_iter=-1, **configs)
     with pytest.raises(ConfigError) as excinfo:
-        run_pipeline(pipe)
-    assert (
-        str(excinfo.value) == f"{configs['augment_config']}, pipeline, augment_overrides: n_iter: must be >= 0, got -1"
-    )
+        run_pipeline(
+            parse_run(["--output_dir", str(out), "--data_dir", str(toy_data_dir), "--transfer_set.n_iter", "-1"])
+        )
+    assert str(excinfo.value) == "transfer_set.n_iter: must be >= 0, got -1"
     assert not out.exists()
 
 
@@ -119,15 +116,6 @@ def test_yaml_syntax_error_names_file_and_line(tmp_path, capsys, text, where, pr
         _parse(tmp_path, text)
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.endswith(f": error: {tmp_path / 'c.yaml'}:{where}: not valid YAML: {problem}")
-
-
-def test_yaml_error_in_a_pipeline_override_is_named(capsys):
-    from distil.pipeline import PipelineArguments
-
-    with pytest.raises(SystemExit):
-        parse_args(PipelineArguments, args=["--student_overrides", "{num_train_epochs: [1}"])
-    last = capsys.readouterr().err.strip().splitlines()[-1]
-    assert last.endswith(": error: student_overrides:1:22: not valid YAML: expected ',' or ']', but got '}'")
 
 
 def test_script_yaml_syntax_error_exits_with_one_line(tmp_path):

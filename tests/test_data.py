@@ -45,12 +45,12 @@ def test_caps(toy_data_dir, tmp_path):
 
 def test_columns_in_either_order_crlf_and_quotes(tmp_path):
     path = _write(tmp_path, b'label\tsentence\r\n1\t"a quoted" film \'s fine\r\n0\tbad\r\n')
-    assert read_glue_tsv(str(path)) == {"sentence": ['"a quoted" film \'s fine', "bad"], "label": [1, 0]}
+    assert read_glue_tsv(str(path)).to_dict() == {"sentence": ['"a quoted" film \'s fine', "bad"], "label": [1, 0]}
 
 
 def test_extra_columns_are_ignored(tmp_path):
     path = _write(tmp_path, b"idx\tsentence\tlabel\n0\tgood\t1\n")
-    assert read_glue_tsv(str(path)) == {"sentence": ["good"], "label": [1]}
+    assert read_glue_tsv(str(path)).to_dict() == {"sentence": ["good"], "label": [1]}
 
 
 def run_teacher_stage(data_dir, out, model_dir):

@@ -39,7 +39,7 @@ def test_pipeline_on_two_processes_equals_one(tiny_bert_dir, toy_data_dir, tmp_p
     for n in (1, 2):
         # The teacher stage runs (DDP on 2 processes) at learning rate 0, so both runs label with the same teacher.
         args = tiny_pipeline_args(tmp_path / f"p{n}", tiny_bert_dir, toy_data_dir)
-        args += ["--teacher_overrides", "{learning_rate: 0.0}"]
+        args += ["--teacher.learning_rate", "0.0"]
         output = _launch(n, args, str(tmp_path / f"cache{n}"))
         runs[n] = (tmp_path / f"p{n}" / "run", output)
     assert "2 process(es)" in runs[2][1] and "1 process(es)" in runs[1][1]

@@ -28,15 +28,25 @@ def predictions(model_dir, sentences: list[str], max_length: int = 128) -> np.nd
 
 
 def test_gpu_benchmark_reports_the_models_it_made(tmp_path, tiny_bert_dir, toy_data_dir):
-    config = tmp_path / "pipeline.yaml"
-    config.write_text(f"data_dir: {toy_data_dir}\nuse_cpu: true\nseed: 3\n")
     results_dir = tmp_path / "results"
+    run_args = tiny_pipeline_args(tmp_path / "stages", tiny_bert_dir, toy_data_dir) + [
+        "--use_cpu",
+        "true",
+        "--seed",
+        "3",
+        # long enough for the models to learn the toy task: students that say different things to tell apart
+        "--teacher.max_steps",
+        "80",
+        "--teacher.learning_rate",
+        "0.01",
+        "--student.num_train_epochs",
+        "6",
+        "--student.learning_rate",
+        "0.03",
+    ]
     done = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--config", str(config), "--name", "tiny",
-         "--results_dir", str(results_dir), *tiny_pipeline_args(tmp_path / "stages", tiny_bert_dir, toy_data_dir),
-         # long enough for the models to learn the toy task: students that say different things to tell apart
-         "--teacher_overrides", '{"max_steps": 80, "learning_rate": 0.01}',
-         "--student_overrides", '{"num_train_epochs": 6, "learning_rate": 0.03}'],
+        [sys.executable, str(ROOT / "benchmarks" / "gpu.py"), "--name", "tiny", "--results_dir", str(results_dir),
+         *run_args],
         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-4000:]

@@ -12,11 +12,11 @@ import pytest
 PACKAGE = Path(__file__).resolve().parent.parent / "distil"
 
 STAGES = {"teacher", "transfer_set", "student"}
-PIPELINE = {"pipeline"}
+PIPELINE = {"pipeline", "run_config"}
 PUBLISHING = {"cards", "push"}
 # what publishing may read: settings, errors, processes, files and records; never a stage's internals
 # `task`: how a run's data and labels are named in words and tags (no stage logic)
-PUBLISHING_READS = {"distil", "errors", "distributed", "configs", "hub", "utils", "records", "task"} | PUBLISHING
+PUBLISHING_READS = {"distil", "errors", "configs", "hub", "utils", "records", "task"} | PUBLISHING
 
 
 def modules() -> list[str]:

@@ -1,4 +1,5 @@
-"""`distil.pipeline`: the three stages chained on toy data, stage arguments built from configs and overrides."""
+"""`distil.pipeline`: the stages of a run chained on toy data, re-runs that skip or rebuild exactly the stages a
+changed setting feeds."""
 
 import json
 import os
@@ -11,15 +12,21 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 import distil  # noqa: F401  (registers the BiLSTM auto classes)
 from distil.configs import ConfigError, parse_args
-from distil.pipeline import PipelineArguments, run_pipeline, stage_arguments
+from distil.pipeline import run_pipeline
 from distil.records import read_record
+from distil.run_config import PipelineArguments, parse_run
 
-from .conftest import tiny_pipeline_args
+from .conftest import TINY_STUDENT, tiny_pipeline_args
 
 
 def run(args: list[str]):
     """The pipeline as `recipes/distil.py` calls it."""
-    return run_pipeline(*parse_args(PipelineArguments, args=args))
+    return run_pipeline(parse_run(args))
+
+
+def dotted(section: str, settings: dict) -> list[str]:
+    """`--section.key value` flags."""
+    return [a for key, value in settings.items() for a in (f"--{section}.{key}", str(value))]
 
 
 def _configs(tmp_path, tiny_bert_dir, toy_data_dir):
@@ -27,12 +34,12 @@ def _configs(tmp_path, tiny_bert_dir, toy_data_dir):
 
 
 def test_quick_trial_end_to_end_then_resume(tiny_bert_dir, toy_data_dir, tmp_path):
-    # the README's quick trial, shrunk: a cap on SST-2 sentences, n_iter, and a per-stage override
+    # the README's quick trial, shrunk: a cap on SST-2 sentences, n_iter, and dotted per-stage overrides
     args = _configs(tmp_path, tiny_bert_dir, toy_data_dir) + [
         "--max_train_samples", "40",
-        "--n_iter", "3",
-        "--student_overrides", '{"learning_rate": 0.0123, "max_steps": 3, "max_seq_length": 5}',
-        "--teacher_overrides", "{warmup_steps: 1}",
+        "--transfer_set.n_iter", "3",
+        "--student.learning_rate", "0.0123", "--student.max_steps", "3", "--student.max_seq_length", "5",
+        "--teacher.warmup_steps", "1",
     ]  # fmt: skip
     results = run(args)
     out = tmp_path / "run"
@@ -60,7 +67,7 @@ def test_quick_trial_end_to_end_then_resume(tiny_bert_dir, toy_data_dir, tmp_pat
     assert student_run["StudentArguments"]["transfer_set"] == str(out / "transfer_set")
     teacher_run = json.loads((out / "teacher" / "run_args.json").read_text())
     assert teacher_run["TrainingArguments"]["warmup_steps"] == 1
-    assert teacher_run["TrainingArguments"]["learning_rate"] == 1e-3  # from teacher.yaml
+    assert teacher_run["TrainingArguments"]["learning_rate"] == 1e-3  # from the run file's teacher section
     model = AutoModelForSequenceClassification.from_pretrained(out / "student")
     assert model.config.model_type == "bilstm"
 
@@ -94,39 +101,47 @@ def test_quick_trial_end_to_end_then_resume(tiny_bert_dir, toy_data_dir, tmp_pat
     assert again["student"]["accuracy"] == results["student"]["accuracy"]
 
 
-def test_stage_arguments_layers(tmp_path, tiny_bert_dir, toy_data_dir):
-    (pipe,) = parse_args(PipelineArguments, args=_configs(tmp_path, tiny_bert_dir, toy_data_dir) + ["--seed", "7"])
-    pipe.augment_overrides = {"p_mask": 0.3}
-    pipe.on_stale = "error"
-    transfer_args, rules, data_args, stage_args = stage_arguments(
-        pipe, "augment", str(tmp_path / "t"), teacher_model="x"
-    )
-    assert stage_args.on_stale == "error"
-    assert (rules.n_iter, rules.p_mask) == (5, 0.3)  # the YAML file, then the override
-    assert transfer_args.seed == 7 and transfer_args.teacher_model == "x"
-    assert transfer_args.output_dir == str(tmp_path / "t") and data_args.data_dir == str(toy_data_dir)
-    _, _, training_args, _ = stage_arguments(pipe, "student", str(tmp_path / "s"))
-    assert training_args.seed == 7 and training_args.use_cpu and training_args.learning_rate == 1e-2
-
-
-def test_unknown_keys_name_their_source_before_any_stage_runs(tmp_path, tiny_bert_dir, toy_data_dir):
+def test_unknown_keys_name_their_section_before_any_stage_runs(tmp_path, tiny_bert_dir, toy_data_dir):
     args = _configs(tmp_path, tiny_bert_dir, toy_data_dir)
-    with pytest.raises(ConfigError, match="student_overrides: unknown key.s. learnin_rate"):
-        run(args + ["--student_overrides", "{learnin_rate: 0.1}"])
-    (tmp_path / "student.yaml").write_text((tmp_path / "student.yaml").read_text() + "hiden_size: 3\n")
-    with pytest.raises(ConfigError, match=r"student.yaml: unknown key.s. hiden_size"):
+    with pytest.raises(
+        ConfigError, match=r"^command line: student\.learnin_rate: unknown key, not a setting of student"
+    ):
+        run(args + ["--student.learnin_rate", "0.1"])
+    (tmp_path / "run.yaml").write_text((tmp_path / "run.yaml").read_text() + "  hiden_size: 3\n")  # under student:
+    with pytest.raises(ConfigError, match=r"run\.yaml: student\.hiden_size: unknown key.*did you mean hidden_size\?$"):
         run(args)
-    assert not (tmp_path / "run").exists()  # nothing ran: the student's config was checked before the teacher
+    assert not (tmp_path / "run").exists()  # nothing ran: the student's section was checked before the teacher
 
 
-def test_pipeline_needs_teacher_model_without_training(tmp_path, capsys):
-    with pytest.raises(SystemExit):
-        parse_args(PipelineArguments, args=["--train_teacher", "false", "--output_dir", str(tmp_path)])
-    assert "teacher_model is required when train_teacher is false" in capsys.readouterr().err
+def test_pipeline_needs_teacher_model_without_training(tmp_path):
+    with pytest.raises(ConfigError, match="teacher_model is required when train_teacher is false"):
+        parse_run(["--train_teacher", "false", "--output_dir", str(tmp_path)])
+
+
+def test_a_changed_section_rebuilds_exactly_the_stages_it_feeds(tmp_path, tiny_bert_dir, toy_data_dir):
+    """A student setting rebuilds the student and the baseline that starts from it; a baseline setting only the
+    baseline; the teacher and the transfer set are kept (same signature, files untouched)."""
+    args = _configs(tmp_path, tiny_bert_dir, toy_data_dir) + ["--max_train_samples", "40", "--train_baseline", "true"]
+    args += dotted("baseline", {**TINY_STUDENT, "max_steps": 2})
+    out = tmp_path / "run"
+    stages = ("teacher", "transfer_set", "student", "baseline")
+
+    def state():
+        return {s: (read_record(str(out / s))["signature"], os.path.getmtime(out / s / "stage.json")) for s in stages}
+
+    run(args)
+    first = state()
+    run(args + ["--student.learning_rate", "0.02"])
+    second = state()
+    assert {s for s in stages if second[s] == first[s]} == {"teacher", "transfer_set"}
+    assert all(second[s][0] != first[s][0] for s in ("student", "baseline"))  # new signatures, rebuilt
+    run(args + ["--student.learning_rate", "0.02", "--baseline.learning_rate", "0.02"])
+    third = state()
+    assert {s for s in stages if third[s] != second[s]} == {"baseline"}
 
 
 def test_trec_recipe_with_the_50_fine_labels_end_to_end(tmp_path, tiny_bert_dir, monkeypatch):
-    """`configs/trec/quickstart.yaml` with `label_column: fine_label` on a slice, tiny settings: a head-less teacher
+    """`configs/trec.yaml` with `label_column: fine_label` on a slice, tiny settings: a head-less teacher
     gets a 50-label head, and the transfer set, the student and the baseline carry the data's 50 names."""
     from transformers import AutoTokenizer, BertModel
 
@@ -139,16 +154,16 @@ def test_trec_recipe_with_the_50_fine_labels_end_to_end(tmp_path, tiny_bert_dir,
     tiny = {"max_seq_length": 32, "max_steps": 3, "save_strategy": "no", "eval_strategy": "no"}
     student = {**tiny, "embedding_size": 16, "hidden_size": 8, "classifier_hidden_size": 8, "learning_rate": 1e-2}
     args = [
-        "--config", "configs/trec/quickstart.yaml",
+        "--config", "configs/trec.yaml",
         "--label_column", "fine_label",
         "--output_dir", str(tmp_path / "run"),
-        "--max_train_samples", "200", "--max_eval_samples", "40", "--n_iter", "2", "--use_cpu", "true",
-        "--teacher_overrides", json.dumps({**tiny, "model_name_or_path": str(headless)}),
-        "--augment_overrides", json.dumps({"max_seq_length": 32, "num_proc": 1}),
-        "--student_overrides", json.dumps(student),
-        "--baseline_overrides", json.dumps(student),
+        "--max_train_samples", "200", "--max_eval_samples", "40", "--use_cpu", "true",
+        *dotted("teacher", {**tiny, "model_name_or_path": headless}),
+        *dotted("transfer_set", {"n_iter": 2, "max_seq_length": 32, "num_proc": 1}),
+        *dotted("student", student),
+        *dotted("baseline", student),
     ]  # fmt: skip
-    results = run_pipeline(*parse_args(PipelineArguments, args=args))
+    results = run_pipeline(parse_run(args))
 
     run = tmp_path / "run"
     transfer = load_from_disk(str(run / "transfer_set"))

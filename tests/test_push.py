@@ -30,7 +30,7 @@ PUSH = ["--push_to_hub", "true", "--hub_model_id", STUDENT, "--hub_dataset_id", 
 # One client process: the pipeline's recipe publishes the run; the same command publishes it again; then a student
 # stage and a transfer-set stage each publish their own output, as their recipes do. File lists are read between.
 PUSH_SCRIPT = """
-import json, runpy, sys
+import json, os, runpy, sys
 from huggingface_hub import HfApi
 from transformers import TrainingArguments
 from distil.augment import AugmentationArguments
@@ -40,6 +40,7 @@ from distil.student import StudentArguments, train_student
 from distil.transfer_set import TransferSetArguments, build_transfer_set
 
 spec = json.loads(sys.argv[1])
+sys.path.insert(0, os.path.dirname(spec["recipe"]))  # as when run as a script (recipes/_recipes.py takes it off)
 distil_recipe = runpy.run_path(spec["recipe"])["main"]  # recipes/distil.py, not run as a script
 api = HfApi()
 listing = lambda: {repo: api.list_repo_files(repo, repo_type=kind) for kind, repo in spec["repos"]}

@@ -177,18 +177,18 @@ def test_labelling_resumes_after_sigkill(tiny_bert_dir, tmp_path):
 
 
 def test_changing_n_iter_or_the_teacher_rebuilds(tiny_bert_dir, toy_data_dir, tmp_path, caplog):
-    from distil.configs import parse_args
-    from distil.pipeline import PipelineArguments, run_pipeline
+    from distil.pipeline import run_pipeline
+    from distil.run_config import parse_run
 
-    args = tiny_pipeline_args(tmp_path, tiny_bert_dir, toy_data_dir) + ["--n_iter", "2"]
-    run_pipeline(*parse_args(PipelineArguments, args=args))
+    args = tiny_pipeline_args(tmp_path, tiny_bert_dir, toy_data_dir) + ["--transfer_set.n_iter", "2"]
+    run_pipeline(parse_run(args))
     run_dir = tmp_path / "run"
     first = {s: read_record(str(run_dir / s))["signature"] for s in ("teacher", "transfer_set", "student")}
     rows = len(load_from_disk(str(run_dir / "transfer_set"))["train"])
 
     # n_iter changed: the transfer set (and so the student) is rebuilt, the teacher is kept
     caplog.set_level(logging.INFO, logger="distil")
-    run_pipeline(*parse_args(PipelineArguments, args=args[:-2] + ["--n_iter", "4"]))
+    run_pipeline(parse_run(args[:-2] + ["--transfer_set.n_iter", "4"]))
     assert "transfer_set: " in caplog.text and "n_iter: 2 -> 4" in caplog.text
     second = {s: read_record(str(run_dir / s))["signature"] for s in first}
     assert second["teacher"] == first["teacher"]
@@ -197,13 +197,13 @@ def test_changing_n_iter_or_the_teacher_rebuilds(tiny_bert_dir, toy_data_dir, tm
 
     # with on_stale error, a changed teacher stops the run with the line naming the change; nothing is rebuilt
     caplog.clear()
-    changed = args[:-2] + ["--n_iter", "4", "--teacher_overrides", "{learning_rate: 0.01}", "--on_stale", "error"]
+    changed = args[:-2] + ["--transfer_set.n_iter", "4", "--teacher.learning_rate", "0.01", "--on_stale", "error"]
     with pytest.raises(ConfigError, match=r"teacher there was built from other settings .*learning_rate"):
-        run_pipeline(*parse_args(PipelineArguments, args=changed))
+        run_pipeline(parse_run(changed))
     assert {s: read_record(str(run_dir / s))["signature"] for s in first} == second
 
     # rebuilt by default: the new teacher makes the transfer set stale through its input
-    run_pipeline(*parse_args(PipelineArguments, args=changed[:-2]))
+    run_pipeline(parse_run(changed[:-2]))
     assert "input teacher changed" in caplog.text
     third = {s: read_record(str(run_dir / s))["signature"] for s in first}
     assert all(third[s] != second[s] for s in first)

@@ -118,7 +118,16 @@ def test_teacher_wordpiece_and_embeddings(transfer_set, tiny_bert_dir, tmp_path)
     run_stage(
         ["--transfer_set", str(transfer_set), "--output_dir", str(out), "--max_steps", "2"]
         + ["--tokenizer", "teacher", "--teacher_model", str(tiny_bert_dir), "--embedding_init", "teacher"]
-        + ["--hidden_size", "8", "--classifier_hidden_size", "12"]
+        + [
+            "--hidden_size",
+            "8",
+            "--classifier_hidden_size",
+            "12",
+            "--embedding_size",
+            "null",
+            "--prune_vocab",
+            "false",
+        ]
         + FAST
     )
     teacher = AutoModel.from_pretrained(tiny_bert_dir).get_input_embeddings().weight
@@ -285,43 +294,6 @@ def test_defaults_are_the_measured_best():
     assert student.AUTO_EMBEDDING_INIT == "teacher"
 
 
-@pytest.mark.parametrize("name", ["student", "baseline", "student_small", "baseline_small"])
-def test_configs_parse(name):
-    student_args, data_args, training_args = parse_args(
-        student.StudentArguments,
-        DataArguments,
-        TrainingArguments,
-        args=["--config", str(ROOT / "configs" / "sst2" / f"{name}.yaml")],
-    )
-    assert training_args.output_dir == f"outputs/{name.replace('_', '-')}"
-    assert student_args.tokenizer == "teacher" and student_args.embedding_init == "auto"
-    if name.startswith("student"):
-        assert student_args.transfer_set == "outputs/transfer-set" and student_args.loss == "mse"
-        assert student_args.prune_vocab
-    else:
-        assert student_args.transfer_set is None and student_args.loss == "ce"
-        assert data_args.data_dir == "../shared/data/sst2"
-    if name.endswith("small"):  # the paper's SST-2 size, 128-d
-        assert (student_args.hidden_size, student_args.classifier_hidden_size) == (150, 200)
-        assert student_args.embedding_size == 128
-    else:  # the seed's size
-        assert (student_args.hidden_size, student_args.classifier_hidden_size) == (300, 400)
-
-
-def test_quickstart_builds_the_small_student():
-    import yaml
-
-    quickstart = yaml.safe_load((ROOT / "configs" / "sst2" / "quickstart.yaml").read_text())
-    assert quickstart["student_config"] == "configs/sst2/student_small.yaml"
-    baseline = yaml.safe_load((ROOT / "configs" / "sst2" / "baseline_small.yaml").read_text())
-    small = yaml.safe_load((ROOT / "configs" / "sst2" / "student_small.yaml").read_text())
-    # the baseline reads the quickstart student's tokenizer and the quickstart teacher's embeddings
-    assert baseline["tokenizer_name_or_path"] == "outputs/quickstart/student"
-    assert baseline["teacher_model"] == "outputs/quickstart/teacher"
-    for key in ("embedding_size", "hidden_size", "classifier_hidden_size", "max_seq_length", "num_train_epochs"):
-        assert baseline[key] == small[key], key
-
-
 UNSEEN = ["zebras juggle xylophones", "a good film", "qwxz !!"]
 
 
@@ -333,6 +305,7 @@ def test_pruned_vocabulary_student_saves_reloads_and_reads_unseen_words(transfer
         ["--transfer_set", str(transfer_set), "--output_dir", str(out), "--max_steps", "2"]
         + ["--tokenizer", "teacher", "--prune_vocab", "true", "--teacher_model", str(tiny_bert_dir)]
         + ["--embedding_init", "teacher", "--hidden_size", "8", "--classifier_hidden_size", "12"]
+        + ["--embedding_size", "16"]
         + FAST
     )
     teacher_tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
@@ -377,7 +350,9 @@ def test_baseline_starts_from_the_students_tokenizer_and_embeddings(
         + ["--tokenizer_name_or_path", str(tmp_path / "student")]
         + common
     )
-    run_stage(["--data_dir", str(toy_data_dir), "--output_dir", str(tmp_path / "full")] + common)
+    run_stage(
+        ["--data_dir", str(toy_data_dir), "--output_dir", str(tmp_path / "full"), "--prune_vocab", "false"] + common
+    )
     config = {name: AutoConfig.from_pretrained(tmp_path / name) for name in ("student", "baseline", "full")}
     assert config["baseline"].vocab_fingerprint == config["student"].vocab_fingerprint
     assert config["baseline"].init_embeddings == config["student"].init_embeddings
