@@ -170,7 +170,7 @@ class StudentArguments:
         default=None, metadata={"help": "Softmax temperature: set, the soft loss is KL * T^2 instead of MSE."}
     )
     train_rows: int = field(
-        default=600_000,
+        default=300_000,
         metadata={
             "help": "Rows seen in training, whatever the transfer set's size: `max_steps` = rows / global batch "
             "(docs/defaults.md). 0, or `max_steps` set: `max_steps` or `num_train_epochs` as given."
