@@ -80,8 +80,9 @@ def main(argv: list[str] | None = None) -> dict:
         counts = read_record(run.pipe.stage_dir("transfer_set")).get("counts", {})
         for rows in args.train_rows:
             for seed in args.seeds:
-                run = variant(n_iter, "--student.seed", str(seed), "--student.train_rows", str(rows))
+                run = variant(n_iter, "--student.train_rows", str(rows))
                 student_args, data_args, training_args, stage_args = stage_arguments(run, "student")
+                training_args.seed = training_args.data_seed = seed  # the seed is the run's: one student's here
                 training_args.output_dir = os.path.join(args.output_dir, f"student-n{n_iter}-r{rows}-s{seed}")
                 first_student = first_student or training_args.output_dir
                 metrics, seconds = timed(train_student, student_args, data_args, training_args, stage_args)
@@ -95,8 +96,9 @@ def main(argv: list[str] | None = None) -> dict:
     if args.baseline:
         for rows in args.train_rows:
             for seed in args.seeds:
-                run = variant(args.n_iter[0], "--baseline.seed", str(seed), "--baseline.train_rows", str(rows))
+                run = variant(args.n_iter[0], "--baseline.train_rows", str(rows))
                 student_args, data_args, training_args, stage_args = stage_arguments(run, "baseline")
+                training_args.seed = training_args.data_seed = seed
                 student_args.tokenizer_name_or_path = first_student  # the first student's start
                 training_args.output_dir = os.path.join(args.output_dir, f"baseline-r{rows}-s{seed}")
                 metrics, seconds = timed(train_student, student_args, data_args, training_args, stage_args)
