@@ -3,7 +3,9 @@
 Rules (`AugmentationArguments`), per source sentence (spaCy tokens with their case; the original
 `generate_dataset.py` lowercased them): the sentence itself, then up to `n_iter` samples in which each word is masked with `p_mask`, else replaced with
 `p_pos` by a training-set word of the same POS tag; then with `p_ng` an n-gram (n in 1..`max_ng`, shorter than the
-sentence) is masked. Samples equal to an earlier one or to the sentence are dropped.
+sentence) is masked. Samples equal to an earlier one or to the sentence are dropped; across the whole transfer set,
+`repeated_samples` finds the samples equal to any source sentence or to an earlier sample. `n_iter: auto` follows the
+train size (`AugmentationArguments.for_train_size`).
 
 Text form: every row is text as a user writes it, whitespace runs collapsed to one space: a source sentence is its own
 text, and a sample is that text with words masked or replaced, each token followed by the space it had there. So the
@@ -17,6 +19,7 @@ change invalidates the cache and nothing unpicklable is hashed; spaCy loads lazi
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import importlib.util
 import os
@@ -27,6 +30,7 @@ import numpy as np
 from datasets import ClassLabel, Dataset, Features, List, Value
 
 from distil.data import LABEL_COLUMN, TEXT_COLUMN
+from distil.encoding import arrow_column, one_array
 from distil.errors import ConfigError
 from distil.records import file_fingerprint, map_fingerprint, object_fingerprint, source_fingerprint
 
@@ -53,23 +57,46 @@ class AugmentationArguments:
     p_pos: float = field(default=0.1, metadata={"help": "Probability to replace a word by a same-POS word."})
     p_ng: float = field(default=0.25, metadata={"help": "Probability to mask one n-gram per sample."})
     max_ng: int = field(default=5, metadata={"help": "Largest n of the masked n-gram."})
-    n_iter: int = field(
-        default=4,
+    n_iter: str = field(  # a whole number or "auto"; a number once parsed
+        default="auto",
         metadata={
-            "help": "Samples drawn per source sentence (before de-duplication). The paper draws 20; 4 keeps a CPU "
-            "run short."
+            "help": "Samples drawn per source sentence (before de-duplication; the paper: 20), or `auto`: "
+            "`transfer_rows // train sentences`, between 1 and `max_n_iter`, so small data gets many samples per "
+            "sentence and large data few (docs/defaults.md).",
         },
     )
+    transfer_rows: int = field(
+        default=300_000,
+        metadata={"help": "`n_iter: auto`: the transfer set's size to aim for, in rows before de-duplication."},
+    )
+    max_n_iter: int = field(default=64, metadata={"help": "`n_iter: auto`: the most samples per sentence."})
 
     def __post_init__(self):
+        if isinstance(self.n_iter, str) and self.n_iter != "auto":
+            try:
+                object.__setattr__(self, "n_iter", int(self.n_iter))
+            except ValueError:
+                raise ConfigError(f"n_iter: must be a whole number or `auto`, got {self.n_iter!r}") from None
+        for name in ("transfer_rows", "max_n_iter"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name}: must be >= 1, got {getattr(self, name)}")
         for name in ("p_mask", "p_pos", "p_ng"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"{name}: must be in [0, 1], got {getattr(self, name)}")
         if self.p_mask + self.p_pos > 1.0:
             raise ConfigError(f"p_mask + p_pos: must be <= 1, got {self.p_mask + self.p_pos}")
-        for name, low in (("max_ng", 1), ("n_iter", 0)):
-            if getattr(self, name) < low:
-                raise ConfigError(f"{name}: must be >= {low}, got {getattr(self, name)}")
+        if self.max_ng < 1:
+            raise ConfigError(f"max_ng: must be >= 1, got {self.max_ng}")
+        if self.n_iter != "auto" and self.n_iter < 0:
+            raise ConfigError(f"n_iter: must be >= 0, got {self.n_iter}")
+
+    def for_train_size(self, num_sentences: int) -> AugmentationArguments:
+        """These rules with `n_iter` a number: `auto` becomes `transfer_rows // num_sentences`, clipped to
+        [1, `max_n_iter`]."""
+        if self.n_iter != "auto":
+            return self
+        n_iter = min(max(self.transfer_rows // max(num_sentences, 1), 1), self.max_n_iter)
+        return dataclasses.replace(self, n_iter=n_iter)
 
 
 PAPER_RULES = AugmentationArguments(n_iter=20)  # the paper's 20 samples per sentence
@@ -313,6 +340,8 @@ def augment_ids(
     rules: AugmentationArguments = PAPER_RULES,
 ) -> np.ndarray:
     """The unique samples of one sentence as [k, length] word ids (`table.mask_id` = mask), k <= `rules.n_iter`."""
+    if rules.n_iter == "auto":
+        raise ValueError("n_iter: `auto` needs the train size: pass rules.for_train_size(num_sentences)")
     length, n = len(word_ids), rules.n_iter
     mask, replace = sample_token_ops(rng, n, length, rules.p_mask, rules.p_pos)
     replacements = sample_pos_replacements(rng, tag_ids, n, table)
@@ -370,6 +399,7 @@ def augment_dataset(
     num_proc: int | None = None,
 ) -> Dataset:
     """The transfer set (`sentence`, `idx`, `label`) from a tagged dataset, as a cached batched map."""
+    rules = rules.for_train_size(len(tagged))
     return tagged.map(
         augment_batch,
         batched=True,
@@ -383,6 +413,33 @@ def augment_dataset(
         ),
         desc="Augmenting",
     )
+
+
+def text_codes(dataset: Dataset) -> np.ndarray:
+    """One integer per row of `dataset`'s text column, equal for equal texts, numbered in order of first appearance
+    (an Arrow dictionary encoding; no Python loop over rows)."""
+    column = one_array(arrow_column(dataset, TEXT_COLUMN))
+    return column.dictionary_encode().indices.to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def repeated_samples(dataset: Dataset) -> np.ndarray:
+    """A boolean per row of a transfer set: True for an augmented sample (label -1) whose text is a source sentence's
+    or an earlier row's. Source sentences are never repeats: they carry the gold labels."""
+    codes = text_codes(dataset)
+    is_source = np.asarray(arrow_column(dataset, LABEL_COLUMN).to_numpy()) != SYNTHETIC_LABEL
+    first = np.zeros(len(codes), dtype=bool)
+    first[np.unique(codes, return_index=True)[1]] = True
+    source_text = np.zeros(int(codes.max()) + 1 if len(codes) else 0, dtype=bool)
+    source_text[codes[is_source]] = True
+    return ~is_source & (~first | source_text[codes])
+
+
+def first_of_each_text(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
+    """`(rows, of_row)`: the rows where each distinct text first appears (ascending), and for every row the position
+    in `rows` of its text, so that `values[of_row]` spreads one value per distinct text back over all rows."""
+    codes = text_codes(dataset)  # numbered in order of first appearance: code k first appears at rows[k]
+    _, rows = np.unique(codes, return_index=True)
+    return rows, codes
 
 
 def normalize_batch(batch: dict, indices: list[int]) -> dict:

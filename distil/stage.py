@@ -18,13 +18,14 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import math
 import os
 import shutil
 from dataclasses import dataclass, field
 
 from accelerate import PartialState
 from accelerate.utils import wait_for_everyone
-from transformers.trainer_utils import sort_checkpoints
+from transformers.trainer_utils import IntervalStrategy, SaveStrategy, sort_checkpoints
 
 from distil.errors import ConfigError
 from distil.hardware import cpu_threads_description
@@ -200,6 +201,40 @@ def trainer_arguments(training_args):
     args = copy.copy(training_args)
     args.push_to_hub = False
     return args
+
+
+def schedule_training(
+    training_args, num_rows: int, train_rows: int | None, evaluations: int, min_epochs: float = 0.0
+) -> str | None:
+    """Set a trainer stage's length from the data's size, on its trainer copy of the arguments (`trainer_arguments`).
+
+    `train_rows`: rows seen in training, so `max_steps` = rows / global batch, whatever the data's size; with
+    `min_epochs` it is at least that many passes over the `num_rows` rows. 0, or `max_steps` given: `max_steps` or
+    `num_train_epochs` as given. `evaluations` > 0, where no `eval_strategy` is given and checkpoints are not turned off
+    (`save_strategy: "no"`): evaluate and checkpoint that many times, evenly over the run, and end with the checkpoint
+    of the best validation accuracy (`load_best_model_at_end`). Returns what it set, for the log."""
+    if not train_rows and not evaluations:
+        return None
+    batch = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+    batch *= max(training_args.world_size, 1)
+    if train_rows and training_args.max_steps <= 0:
+        rows = max(train_rows, math.ceil(min_epochs * num_rows))
+        training_args.max_steps = max(1, math.ceil(rows / batch))
+    steps = (
+        training_args.max_steps
+        if training_args.max_steps > 0
+        else math.ceil(training_args.num_train_epochs * math.ceil(num_rows / batch))
+    )
+    said = f"{steps} steps ({steps * batch:,} rows, {steps * batch / max(num_rows, 1):.1f} epochs)"
+    if evaluations and training_args.eval_strategy == "no" and training_args.save_strategy != "no":
+        every = max(1, math.ceil(steps / evaluations))
+        training_args.eval_strategy, training_args.eval_steps = IntervalStrategy.STEPS, every
+        training_args.save_strategy, training_args.save_steps = SaveStrategy.STEPS, every
+        training_args.do_eval = True
+        training_args.load_best_model_at_end = True
+        training_args.metric_for_best_model, training_args.greater_is_better = "accuracy", True
+        said += f", evaluated every {every} steps, the best validation accuracy kept"
+    return said
 
 
 def finish_training(trainer, eval_dataset, metrics: dict[str, float], output: StageOutput, *arg_objects):

@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 
 from datasets import DatasetDict
 from transformers import AutoModelForSequenceClassification, AutoTokenizer, TrainingArguments, set_seed
-from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
 from distil.configs import DataArguments, apply_lr_schedule, recipe_default
 from distil.data import LABEL_COLUMN, TEXT_COLUMN, data_fingerprint, label_names_of, load_data_from_args
@@ -39,6 +38,7 @@ from distil.stage import (
     finish_training,
     log_precision,
     read_metrics,
+    schedule_training,
     trained_max_length,
     trainer_arguments,
 )
@@ -169,6 +169,21 @@ class StudentArguments:
     temperature: float | None = field(
         default=None, metadata={"help": "Softmax temperature: set, the soft loss is KL * T^2 instead of MSE."}
     )
+    train_rows: int = field(
+        default=300_000,
+        metadata={
+            "help": "Rows seen in training, whatever the transfer set's size: `max_steps` = rows / global batch "
+            "(docs/defaults.md). 0, or `max_steps` set: `max_steps` or `num_train_epochs` as given."
+        },
+    )
+    evaluations: int = field(
+        default=8,
+        metadata={
+            "help": "Evaluate and checkpoint this many times, evenly over training, and keep the checkpoint of the "
+            "best validation accuracy (`load_best_model_at_end`). Set `eval_strategy`, `save_strategy: no` or 0: "
+            "as given."
+        },
+    )
     lr_schedule: str | None = field(
         default=None,
         metadata={
@@ -203,6 +218,9 @@ class StudentArguments:
             raise ConfigError(f"alpha: must be in [0, 1], got {self.alpha}")
         if self.temperature is not None and self.temperature <= 0:
             raise ConfigError(f"temperature: must be > 0 or unset, got {self.temperature}")
+        for name in ("train_rows", "evaluations"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
         for name in ("embedding_size", "max_transfer_samples"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name}: must be >= 1 or unset, got {getattr(self, name)}")
@@ -217,15 +235,14 @@ class StudentDataArguments(DataArguments):
 
 @dataclass
 class StudentTrainingArguments(TrainingArguments):
-    """`TrainingArguments` with the student's recipe as defaults: two epochs at batch 128, learning rate 4e-3 decayed
-    linearly without warmup, batches of similar lengths, evaluated and saved (the last checkpoint kept) each epoch."""
+    """`TrainingArguments` with the student's recipe as defaults: batch 128, learning rate 4e-3 decayed linearly
+    without warmup, batches of similar lengths. How long it trains and when it evaluates and saves follow the data
+    (`StudentArguments.train_rows`, `evaluations`): no `eval_strategy` is set here, and checkpoints are on."""
 
     num_train_epochs: float = recipe_default(TrainingArguments, "num_train_epochs", 2)
     per_device_train_batch_size: int = recipe_default(TrainingArguments, "per_device_train_batch_size", 128)
     per_device_eval_batch_size: int = recipe_default(TrainingArguments, "per_device_eval_batch_size", 256)
     learning_rate: float = recipe_default(TrainingArguments, "learning_rate", 4e-3)
-    eval_strategy: IntervalStrategy | str = recipe_default(TrainingArguments, "eval_strategy", "epoch")
-    save_strategy: SaveStrategy | str = recipe_default(TrainingArguments, "save_strategy", "epoch")
     save_total_limit: int | None = recipe_default(TrainingArguments, "save_total_limit", 1)
     logging_steps: float = recipe_default(TrainingArguments, "logging_steps", 100)
     train_sampling_strategy: str = recipe_default(TrainingArguments, "train_sampling_strategy", "group_by_length")
@@ -393,11 +410,15 @@ def train_student(
         loss_type,
     )
 
-    # Train
+    # Train: for `train_rows` rows, keeping the best of `evaluations` checkpoints
+    args = trainer_arguments(training_args)
+    schedule = schedule_training(args, len(splits["train"]), student_args.train_rows, student_args.evaluations)
+    if schedule:
+        logger.info("Training: %s", schedule)
     output.start(keep=checkpoint)
     trainer = DistillationTrainer(
         model=model,
-        args=trainer_arguments(training_args),
+        args=args,
         train_dataset=splits["train"],
         eval_dataset=splits["validation"],
         processing_class=tokenizer,

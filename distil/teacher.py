@@ -21,11 +21,20 @@ from transformers import (
 
 from distil.configs import DataArguments, apply_lr_schedule, recipe_default
 from distil.data import data_fingerprint, label_names_of, load_data_from_args, tokenize_splits
+from distil.errors import ConfigError
 from distil.hub import load_errors, resolve_model_path
 from distil.labels import check_head
 from distil.metrics import compute_classification_metrics
 from distil.records import Signature, model_fingerprint, settings_of
-from distil.stage import StageArguments, StageOutput, finish_training, log_precision, read_metrics, trainer_arguments
+from distil.stage import (
+    StageArguments,
+    StageOutput,
+    finish_training,
+    log_precision,
+    read_metrics,
+    schedule_training,
+    trainer_arguments,
+)
 from distil.trainer import LengthGroupedTrainer
 from distil.utils import setup_training_logging
 
@@ -56,6 +65,21 @@ class TeacherArguments:
     epochs_per_cycle: float = field(
         default=1.0, metadata={"help": "Epochs per cosine cycle for `lr_schedule=cyclic`."}
     )
+    train_rows: int = field(
+        default=20_000,
+        metadata={
+            "help": "Rows seen in training at the least: small data gets more passes than `num_train_epochs` "
+            "(docs/defaults.md). 0, or `max_steps` set: `max_steps` or `num_train_epochs` as given."
+        },
+    )
+    evaluations: int = field(
+        default=4,
+        metadata={
+            "help": "Evaluate and checkpoint this many times, evenly over training, and keep the checkpoint of the "
+            "best validation accuracy (`load_best_model_at_end`). Set `eval_strategy`, `save_strategy: no` or 0: "
+            "as given."
+        },
+    )
     ignore_mismatched_sizes: bool = field(
         default=False,
         metadata={
@@ -64,6 +88,11 @@ class TeacherArguments:
             "head, or a head with the data's number of labels under other names, always loads: fine-tuning trains the head)."
         },
     )
+
+    def __post_init__(self):
+        for name in ("train_rows", "evaluations"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name}: must be >= 0, got {getattr(self, name)}")
 
 
 @dataclass
@@ -148,10 +177,16 @@ def train_teacher(
     checkpoint = output.resume_checkpoint(training_args.resume_from_checkpoint)
     if checkpoint:
         logger.info("Resuming from %s", checkpoint)
+    args = trainer_arguments(training_args)
+    schedule = schedule_training(
+        args, len(splits["train"]), teacher_args.train_rows, teacher_args.evaluations, training_args.num_train_epochs
+    )
+    if schedule:
+        logger.info("Training: %s", schedule)
     output.start(keep=checkpoint)
     trainer = LengthGroupedTrainer(
         model=model,
-        args=trainer_arguments(training_args),
+        args=args,
         train_dataset=splits["train"],
         eval_dataset=splits["validation"],
         processing_class=tokenizer,

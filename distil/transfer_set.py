@@ -3,7 +3,9 @@ logits.
 
 Reads the data (`DataArguments`) and the fine-tuned teacher; writes a `DatasetDict` to `output_dir`: `train`
 (`sentence`, `idx` = source row, `label` = gold for original rows and -1 for augmented ones, `teacher_logits`) and
-`validation` (the same columns, gold labels), plus `run_args.json`. Every step is a cached `Dataset.map`
+`validation` (the same columns, gold labels), plus `run_args.json`. `n_iter: auto` draws `transfer_rows // train
+sentences` samples per sentence; a sample whose text is a source sentence's or an earlier row's is dropped, the
+teacher runs once per distinct text, and the counts go into the log and `stage.json`. Every step is a cached `Dataset.map`
 (`distil.augment`, `distil.labeling`), so a re-run with the same inputs only loads the cache.
 """
 
@@ -14,13 +16,16 @@ import time
 from dataclasses import dataclass, field
 
 import datasets
+import numpy as np
 from accelerate import PartialState
 from transformers import AutoConfig, AutoTokenizer, set_seed
 
 from distil.augment import (
     AugmentationArguments,
     check_spacy_model,
+    first_of_each_text,
     normalize_dataset,
+    repeated_samples,
     spacy_model_version,
     tag_and_augment,
 )
@@ -33,6 +38,7 @@ from distil.labeling import Classifier, export_tsv, free_classifiers, label_in_s
 from distil.labels import check_head, label_order
 from distil.records import Signature, model_fingerprint, settings_of
 from distil.stage import StageArguments, StageOutput
+from distil.trainer import TEACHER_LOGITS
 from distil.utils import atomic_directory, save_run_args, setup_logging
 
 logger = logging.getLogger("distil")
@@ -177,6 +183,7 @@ def build_transfer_set(
 
     # Transfer set: the main process tags and augments, the others then read its cache
     start = time.perf_counter()
+    rules = rules.for_train_size(len(raw["train"]))
     with state.main_process_first():
         if args.no_augment:
             train = normalize_dataset(raw["train"])
@@ -193,7 +200,24 @@ def build_transfer_set(
                 num_proc=args.num_proc,
             )
         validation = normalize_dataset(raw["validation"])
-    logger.info("Transfer set: %d rows from %d (%.1fs)", len(train), len(raw["train"]), time.perf_counter() - start)
+    drawn = len(train)
+    repeats = repeated_samples(train)
+    if repeats.any():
+        train = train.select(np.flatnonzero(~repeats))
+    text_rows, of_row = first_of_each_text(train)
+    counts = {
+        "source_sentences": len(raw["train"]),
+        "n_iter": rules.n_iter,
+        "rows_drawn": drawn,
+        "repeated_samples_dropped": int(repeats.sum()),
+        "rows": len(train),
+        "texts_labelled": len(text_rows),
+    }
+    logger.info(
+        "Transfer set: %d rows from %d sentences (n_iter %d; %d samples repeating an earlier text dropped, %d rows "
+        "share a text with an earlier row) (%.1fs)", len(train), len(raw["train"]), rules.n_iter, counts[
+        "repeated_samples_dropped"], len(train) - len(text_rows), time.perf_counter() - start,
+    )  # fmt: skip
 
     # Teacher logits: every process labels its own shards, then reads all of them back
     start = time.perf_counter()
@@ -216,7 +240,7 @@ def build_transfer_set(
         num_proc=(args.label_num_proc or args.num_proc) if state.num_processes == 1 else None,
     )
     splits = datasets.DatasetDict(
-        train=label_in_shards(train, teacher, desc="Teacher logits (train)", **label_kwargs),
+        train=label_each_text_once(train, text_rows, of_row, teacher, label_kwargs),
         validation=label_in_shards(validation, teacher, desc="Teacher logits (validation)", **label_kwargs),
     )
     free_classifiers()
@@ -229,11 +253,21 @@ def build_transfer_set(
     # Save: the main process writes, stage.json last; the others wait
     if state.is_main_process:
         # what the labels are, beyond the settings: the precision that labelled and the mask token samples hold
-        record = {"labelling_precision": precision, "mask_token": mask_token}
+        record = {"labelling_precision": precision, "mask_token": mask_token, "counts": counts}
         save_atomically(splits, args.output_dir, output, args, rules, data_args, command=command, record=record)
         logger.info("Saved transfer_set to %s", args.output_dir)
     state.wait_for_everyone()
     return splits
+
+
+def label_each_text_once(train: datasets.Dataset, text_rows, of_row, teacher: Classifier, label_kwargs: dict):
+    """`train` with `teacher_logits`: the teacher runs once per distinct text (`text_rows`, from
+    `distil.augment.first_of_each_text`) and rows sharing a text (repeated source sentences) share its logits."""
+    if len(text_rows) == len(train):
+        return label_in_shards(train, teacher, desc="Teacher logits (train)", **label_kwargs)
+    texts = label_in_shards(train.select(text_rows), teacher, desc="Teacher logits (train)", **label_kwargs)
+    logits = texts.select_columns([TEACHER_LOGITS]).select(of_row)
+    return datasets.concatenate_datasets([train, logits], axis=1)
 
 
 def check_teacher(

@@ -61,7 +61,7 @@ def run_file(path: Path, top: dict, **sections: dict) -> Path:
 TINY_TEACHER = {"max_steps": 4, "per_device_train_batch_size": 16, "save_strategy": "no", "learning_rate": 1e-3}
 TINY_STUDENT = {
     "tokenizer": "word", "embedding_size": 16, "hidden_size": 8, "classifier_hidden_size": 8, "num_train_epochs": 1,
-    "per_device_train_batch_size": 32, "save_strategy": "no", "eval_strategy": "no", "learning_rate": 1e-2,
+    "train_rows": 0, "per_device_train_batch_size": 32, "save_strategy": "no", "eval_strategy": "no", "learning_rate": 1e-2,
 }  # fmt: skip
 
 

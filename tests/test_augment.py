@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from datasets import ClassLabel, Dataset, Features, Value
 
+import distil.augment as augment
 from distil.augment import (
     AugmentationArguments,
     PosTable,
@@ -108,9 +109,13 @@ def test_augment_sentence_rules(table):
 
 def test_augment_degenerate_probabilities(table):
     word_ids, tag_ids = table.encode(TOKENS, POS)
-    none = augment_ids(word_ids, tag_ids, table, row_rng(0, 0), AugmentationArguments(p_mask=0, p_pos=0, p_ng=0))
+    none = augment_ids(
+        word_ids, tag_ids, table, row_rng(0, 0), AugmentationArguments(p_mask=0, p_pos=0, p_ng=0, n_iter=20)
+    )
     assert len(none) == 0  # every sample equals the original
-    everything = augment_ids(word_ids, tag_ids, table, row_rng(0, 0), AugmentationArguments(p_mask=1, p_pos=0, p_ng=0))
+    everything = augment_ids(
+        word_ids, tag_ids, table, row_rng(0, 0), AugmentationArguments(p_mask=1, p_pos=0, p_ng=0, n_iter=20)
+    )
     assert everything.tolist() == [[table.mask_id] * len(TOKENS)]
 
 
@@ -201,3 +206,35 @@ def test_full_sst2_size_matches_the_original(sst2_dir):
     train = load_sst2(data_dir=str(sst2_dir))["train"]
     out = _transfer(train, 2)
     assert abs(len(out) - 1_019_735) / 1_019_735 < 0.02, len(out)
+
+
+@pytest.mark.parametrize(
+    ("sentences", "transfer_rows", "max_n_iter", "expected"),
+    [(67_349, 300_000, 64, 4), (4_907, 300_000, 64, 61), (500, 300_000, 64, 64), (2_000_000, 300_000, 64, 1)],
+    ids=["sst2", "trec", "tiny-capped", "huge-at-least-one"],
+)
+def test_auto_n_iter_follows_the_train_size(sentences, transfer_rows, max_n_iter, expected):
+    rules = AugmentationArguments(transfer_rows=transfer_rows, max_n_iter=max_n_iter)
+    assert rules.n_iter == "auto"
+    assert rules.for_train_size(sentences).n_iter == expected
+    assert AugmentationArguments(n_iter="7").for_train_size(sentences).n_iter == 7  # a number is kept as given
+    with pytest.raises(ConfigError, match="n_iter: must be a whole number or `auto`, got 'many'"):
+        AugmentationArguments(n_iter="many")
+
+
+def test_repeated_samples_and_first_of_each_text():
+    rows = Dataset.from_dict(
+        {
+            "sentence": ["a b", "a [MASK]", "c d", "a [MASK]", "a b", "c d", "x y"],
+            "label": [1, -1, 0, -1, -1, 0, -1],
+        }
+    )
+    # row 3 repeats row 1's sample, row 4 is a sample equal to source row 0; row 5 repeats a source sentence (kept)
+    assert augment.repeated_samples(rows).tolist() == [False, False, False, True, True, False, False]
+    # a sample whose text a later source sentence has is dropped too: the source keeps the text and its gold label
+    later = Dataset.from_dict({"sentence": ["c d", "a b", "c d"], "label": [-1, 1, 0]})
+    assert augment.repeated_samples(later).tolist() == [True, False, False]
+    text_rows, of_row = augment.first_of_each_text(rows)
+    assert text_rows.tolist() == [0, 1, 2, 6]
+    texts = np.asarray(rows["sentence"])
+    assert (texts[text_rows][of_row] == texts).all()  # every row's text from its first appearance

@@ -257,7 +257,9 @@ def test_the_quickstart_is_the_package_defaults_on_sst2(monkeypatch):
     student, data, training, _ = from_file["student"]
     assert (student.hidden_size, student.classifier_hidden_size, student.embedding_size) == (150, 200, 128)
     assert student.tokenizer == "teacher" and student.prune_vocab and student.embedding_init == "auto"
-    assert from_file["transfer_set"][1].n_iter == 4
+    rules = from_file["transfer_set"][1]
+    assert rules.n_iter == "auto" and rules.for_train_size(67_349).n_iter == 4  # SST-2's 67,349 sentences: 4 each
+    assert (student.train_rows, student.evaluations) == (300_000, 8)
 
 
 def test_the_baseline_starts_from_the_quickstart_student(monkeypatch):
@@ -272,6 +274,7 @@ def test_the_baseline_starts_from_the_quickstart_student(monkeypatch):
         assert getattr(baseline, name) == getattr(student, name), name
     assert baseline_data.max_seq_length == student_data.max_seq_length
     assert baseline_training.num_train_epochs == student_training.num_train_epochs
+    assert (baseline.train_rows, baseline.evaluations) == (student.train_rows, student.evaluations)
     assert baseline.loss == "ce" and baseline.transfer_set is None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import signal
 import subprocess
@@ -257,3 +258,32 @@ def test_overwrite_output_dir_starts_fresh_but_only_in_a_stage_folder(tmp_path):
     with pytest.raises(ConfigError, match="not a distil stage output"):
         StageOutput(str(foreign), signature, StageArguments(overwrite_output_dir=True)).check()
     assert (foreign / "notes.txt").read_text() == "keep"
+
+
+@pytest.mark.parametrize(
+    ("num_rows", "train_rows", "min_epochs", "max_steps", "expected_steps"),
+    [(100_000, 600_000, 0.0, -1, 600_000 // 64), (1_000, 600_000, 0.0, -1, 600_000 // 64),
+     (67_349, 20_000, 1.0, -1, math.ceil(67_349 / 64)), (4_416, 20_000, 1.0, -1, math.ceil(20_000 / 64)),
+     (1_000, 600_000, 0.0, 7, 7), (1_000, 0, 0.0, -1, -1)],
+    ids=["budget", "small-data-same-budget", "teacher-large", "teacher-small", "max-steps-given", "off"],
+)  # fmt: skip
+def test_schedule_training_follows_the_budget(tmp_path, num_rows, train_rows, min_epochs, max_steps, expected_steps):
+    from transformers import TrainingArguments
+
+    from distil.stage import schedule_training
+
+    args = TrainingArguments(str(tmp_path), per_device_train_batch_size=32, gradient_accumulation_steps=2,
+                             max_steps=max_steps, report_to="none")  # fmt: skip
+    said = schedule_training(args, num_rows, train_rows, evaluations=4, min_epochs=min_epochs)
+    assert args.max_steps == expected_steps
+    steps = expected_steps if expected_steps > 0 else math.ceil(3 * math.ceil(num_rows / 64))
+    assert args.eval_strategy == "steps" and args.save_strategy == "steps" and args.load_best_model_at_end
+    assert args.eval_steps == args.save_steps == math.ceil(steps / 4)
+    assert args.metric_for_best_model == "accuracy" and args.greater_is_better
+    assert f"{steps} steps" in said
+
+    # a given eval_strategy, or checkpoints turned off, are kept as given
+    for given in ({"eval_strategy": "epoch"}, {"save_strategy": "no"}):
+        args = TrainingArguments(str(tmp_path), report_to="none", **given)
+        schedule_training(args, num_rows, train_rows, evaluations=4)
+        assert not args.load_best_model_at_end and args.eval_strategy == given.get("eval_strategy", "no")

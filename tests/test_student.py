@@ -74,7 +74,7 @@ def test_distil_from_transfer_set(transfer_set, tmp_path):
     out = tmp_path / "student"
     metrics = run_stage(
         ["--transfer_set", str(transfer_set), "--output_dir", str(out), "--embedding_init", "random"]
-        + ["--num_train_epochs", "2", "--learning_rate", "1e-2", "--eval_strategy", "epoch"]
+        + ["--num_train_epochs", "2", "--train_rows", "0", "--learning_rate", "1e-2", "--eval_strategy", "epoch"]
         + TINY
         + FAST
     )
@@ -99,7 +99,7 @@ def test_cross_entropy_baseline_without_teacher(toy_data_dir, tmp_path):
     out = tmp_path / "baseline"
     metrics = run_stage(
         ["--data_dir", str(toy_data_dir), "--output_dir", str(out), "--embedding_init", "random"]
-        + ["--num_train_epochs", "3", "--learning_rate", "1e-2"]
+        + ["--num_train_epochs", "3", "--train_rows", "0", "--learning_rate", "1e-2"]
         + TINY
         + FAST
     )
@@ -483,3 +483,41 @@ def test_script_prune_vocab_of_a_teacher_without_wordpiece_exits_with_one_line(t
         "vocabulary is pruned; unset prune_vocab (or use tokenizer=word, a vocabulary of the data's words)"
     )
     assert not (tmp_path / "out").exists()
+
+
+def test_the_best_checkpoint_is_the_one_saved(tmp_path):
+    from safetensors.torch import load_file
+
+    # validation's gold labels are the opposite of what the teacher teaches: accuracy falls as the student learns, so
+    # the best checkpoint is an early one, not the last
+    def rows(n, seed, flip):
+        out = {"sentence": [], "idx": [], "label": [], "teacher_logits": []}
+        for i, (sentence, label) in enumerate(toy_rows(n, seed=seed)):
+            sign = 1.0 if label else -1.0
+            out["sentence"].append(sentence)
+            out["idx"].append(i)
+            out["label"].append(1 - label if flip else label)
+            out["teacher_logits"].append([-3.0 * sign, 3.0 * sign])
+        return Dataset.from_dict(out, features=FEATURES)
+
+    data = tmp_path / "transfer-set"
+    DatasetDict(train=rows(128, 5, False), validation=rows(48, 6, True)).save_to_disk(data)
+    out = tmp_path / "student"
+    metrics = run_stage(
+        ["--transfer_set", str(data), "--output_dir", str(out), "--embedding_init", "random"]
+        + ["--train_rows", str(16 * 40), "--evaluations", "4", "--learning_rate", "5e-2", "--save_total_limit", "8"]
+        + TINY
+        + FAST
+    )
+    checkpoints = sorted(out.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    assert [p.name for p in checkpoints] == ["checkpoint-10", "checkpoint-20", "checkpoint-30", "checkpoint-40"]
+    state = json.loads((checkpoints[-1] / "trainer_state.json").read_text())
+    evals = {e["step"]: e["eval_accuracy"] for e in state["log_history"] if "eval_accuracy" in e}
+    best_step = max(evals, key=lambda step: (evals[step], -step))
+    assert best_step != 40 and evals[best_step] > evals[40]
+    assert metrics["eval_accuracy"] == pytest.approx(evals[best_step])
+    saved = load_file(out / "model.safetensors")
+    best = load_file(out / f"checkpoint-{best_step}" / "model.safetensors")
+    last = load_file(checkpoints[-1] / "model.safetensors")
+    assert all(torch.equal(saved[k], best[k]) for k in saved)
+    assert not all(torch.equal(saved[k], last[k]) for k in saved)

@@ -275,3 +275,40 @@ def test_the_record_says_which_precision_labelled(toy_data_dir, tiny_bert_dir, t
     expected = labeling.add_classifier_logits(validation.select_columns(["sentence"]), str(tiny_bert_dir),
                                               max_length=32, precision=recorded)  # fmt: skip
     np.testing.assert_array_equal(np.array(validation["teacher_logits"]), np.array(expected["teacher_logits"]))
+
+
+def test_each_text_is_labelled_once_and_every_row_keeps_its_logits(tiny_bert_dir, tmp_path, monkeypatch):
+    import distil.transfer_set as transfer_set
+    from distil.records import read_record
+
+    rows = toy_rows(40, seed=21)
+    rows += [rows[0], (rows[1][0], 1 - rows[1][1]), ("good fun", 1), ("good", 1)]  # repeated sources, short texts
+    data_dir = tmp_path / "data"
+    write_tsv(data_dir / "train.tsv", rows)
+    write_tsv(data_dir / "dev.tsv", toy_rows(8, seed=22))
+    labelled_rows = []
+    real = transfer_set.label_in_shards
+
+    def counting(dataset, *args, **kwargs):
+        labelled_rows.append(len(dataset))
+        return real(dataset, *args, **kwargs)
+
+    monkeypatch.setattr(transfer_set, "label_in_shards", counting)
+    out = tmp_path / "transfer"
+    args = _args(data_dir, tiny_bert_dir, out, "--n_iter", "auto", "--transfer_rows", "800", "--max_n_iter", "30")
+    train = run_stage(args)["train"]
+
+    texts = np.asarray(train["sentence"])
+    distinct = len(set(texts.tolist()))
+    assert labelled_rows[0] == distinct < len(train)  # train: each distinct text once; then validation
+    is_sample = np.asarray(train["label"]) == -1
+    assert len(set(texts[is_sample].tolist()) & set(texts[~is_sample].tolist())) == 0  # no sample repeats a source
+    assert len(set(texts[is_sample].tolist())) == is_sample.sum()  # nor another sample
+    assert (~is_sample).sum() == len(rows)  # every source sentence stays, with its own gold label
+    # every row holds the logits its own text gets from the teacher
+    direct = labeling.add_classifier_logits(train.remove_columns("teacher_logits"), str(tiny_bert_dir), max_length=32)
+    np.testing.assert_allclose(np.asarray(train["teacher_logits"]), np.asarray(direct["teacher_logits"]), atol=1e-6)
+    counts = read_record(str(out))["counts"]
+    assert counts["n_iter"] == 800 // len(rows) and counts["source_sentences"] == len(rows)
+    assert counts["rows"] == len(train) and counts["texts_labelled"] == distinct
+    assert counts["rows_drawn"] - counts["repeated_samples_dropped"] == len(train)
