@@ -71,6 +71,7 @@ def main() -> None:
     from distil.augment import AugmentationArguments, first_of_each_text, repeated_samples, tag_and_augment
     from distil.configs import DataArguments
     from distil.data import load_data_from_args
+    from distil.encoding import arrow_column
     from distil.hardware import cpu_has_native_bf16, cpu_model, use_launch_cpu_threads
     from distil.hub import resolve_model_path
     from distil.labeling import add_classifier_logits
@@ -84,7 +85,7 @@ def main() -> None:
     text_rows, _ = first_of_each_text(kept)
     distinct = kept.select(text_rows)
     lengths = {
-        name: np.array([len(ids) for ids in tokenizer(ds["sentence"], truncation=True, max_length=args.max_length)["input_ids"]])
+        name: np.array([len(ids) for ids in tokenizer(arrow_column(ds, "sentence").to_pylist(), truncation=True, max_length=args.max_length)["input_ids"]])
         for name, ds in (("before", drawn), ("after", distinct))
     }  # fmt: skip
 
