@@ -228,16 +228,19 @@ def _digests(folder: Path) -> dict[str, str]:
     return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir()) if p.is_file()}
 
 
-def test_do_eval_alone_leaves_a_trained_student_byte_identical(transfer_set, tmp_path):
+def test_do_eval_alone_leaves_a_trained_student_byte_identical(transfer_set, tmp_path, monkeypatch):
     """`recipes/train_student.py --do_eval` evaluates the saved student: no weights, record or checkpoint written,
     even when its other settings are not the ones it trained with."""
     import runpy
 
+    monkeypatch.syspath_prepend(str(ROOT / "recipes"))  # as when run as a script; `_recipes` takes it off again
     recipe = runpy.run_path(str(ROOT / "recipes" / "train_student.py"))["main"]
     out = tmp_path / "student"
     common = ["--transfer_set", str(transfer_set), "--output_dir", str(out), "--embedding_init", "random"]
     common += TINY + FAST + ["--max_seq_length", "6"]
-    trained = recipe(common + ["--max_steps", "3", "--save_strategy", "steps", "--save_steps", "3"])
+    trained = recipe(
+        common + ["--max_steps", "3", "--save_strategy", "steps", "--save_steps", "3", "--evaluations", "0"]
+    )
     before, checkpoint = _digests(out), _digests(out / "checkpoint-3")
     # the training command but evaluation only, without its max_steps (another signature: never a rebuild)
     metrics = recipe(common + ["--do_eval", "true"])
