@@ -116,7 +116,8 @@ def test_student_resumes_after_sigkill(transfer_set_dir, tmp_path):
                 "--embedding_size", "16", "--hidden_size", "32", "--classifier_hidden_size", "16",
                 "--max_steps", "300", "--per_device_train_batch_size", "8", "--learning_rate", "1e-2",
                 "--save_strategy", "steps", "--save_steps", "20", "--save_total_limit", "2",
-                "--eval_strategy", "no", "--report_to", "none", "--logging_steps", "50", "--seed", "3"]  # fmt: skip
+                "--eval_strategy", "no", "--evaluations", "0", "--report_to", "none", "--logging_steps", "50",
+                "--seed", "3"]  # fmt: skip
 
     env = _stage_env(tmp_path / "cache")
     out = tmp_path / "killed"
