@@ -214,10 +214,10 @@ def build_transfer_set(
         "texts_labelled": len(text_rows),
     }
     logger.info(
-        "Transfer set: %d rows from %d sentences (n_iter %d; %d samples repeating an earlier text dropped, %d rows "
-        "share a text with an earlier row) (%.1fs)", len(train), len(raw["train"]), rules.n_iter, counts[
-        "repeated_samples_dropped"], len(train) - len(text_rows), time.perf_counter() - start,
-    )  # fmt: skip
+        "Transfer set: %(rows)d rows from %(source_sentences)d sentences (n_iter %(n_iter)d; %(repeated_samples_dropped)d "
+        "samples repeating an earlier text dropped; %(texts_labelled)d distinct texts to label)",
+        counts,
+    )
 
     # Teacher logits: every process labels its own shards, then reads all of them back
     start = time.perf_counter()
