@@ -215,8 +215,8 @@ def build_transfer_set(
     }
     logger.info(
         "Transfer set: %(rows)d rows from %(source_sentences)d sentences (n_iter %(n_iter)d; %(repeated_samples_dropped)d "
-        "samples repeating an earlier text dropped; %(texts_labelled)d distinct texts to label)",
-        counts,
+        "samples repeating an earlier text dropped; %(texts_labelled)d distinct texts to label) (%(seconds).1fs)",
+        {**counts, "seconds": time.perf_counter() - start},
     )
 
     # Teacher logits: every process labels its own shards, then reads all of them back
